@@ -1,0 +1,1 @@
+"""Built-in plugins, one sub-package per family. Each lists its plugins in ``PLUGINS``."""

@@ -1,0 +1,53 @@
+"""Per-frame CNN with shared weights + LSTM/GRU classifier for frame sequences (the video seed).
+
+Input: (T, H, W, C) frames. Every frame goes through the same CNN (``TimeDistributed`` blocks
+``conv{i}`` -> [``bn{i}``] -> ReLU ``act{i}`` -> ``pool{i}``, then ``frame_pool``: global average
+pooling per frame); the (B, T, features) sequence feeds ``rnn`` (LSTM or GRU), then
+``drop_rnn``, ``fc1..`` and the softmax ``logits``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ._common import classifier_head, conv_block, dropout, max_pool, scaled, width_field
+
+INPUT_KIND = "sequence"
+EMBEDDING = False
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    filters: tuple[int, ...] = Field((32, 64, 128), min_length=1,
+                                     description="filters of each per-frame conv block")
+    kernel: int = Field(3, ge=1, description="square kernel size of every convolution")
+    batch_norm: bool = Field(True, description="BatchNormalization after every convolution")
+    rnn: Literal["lstm", "gru"] = Field("lstm", description="recurrent layer over the frame features")
+    rnn_units: int = Field(128, ge=1, description="units of the recurrent layer")
+    dense_units: tuple[int, ...] = Field((64,), description="units of the hidden dense layers")
+    dropout: float = Field(0.3, ge=0, lt=1, description="dropout after the RNN and every dense layer")
+    l2: float = Field(0.0, ge=0, description="L2 weight decay on conv and dense kernels")
+    width: float = width_field()
+
+
+def build(*, input_shape: tuple[int | None, ...], num_classes: int, params: Params) -> Any:
+    """The CNN+RNN for frame sequences of shape ``input_shape`` (T, H, W, C)."""
+    import keras
+
+    inputs = keras.Input(shape=input_shape, name="input")
+    x = inputs
+    for i, n in enumerate(params.filters, start=1):
+        x = conv_block(x, i, rank=2, filters=scaled(n, params.width), kernel=params.kernel,
+                       batch_norm=params.batch_norm, l2=params.l2, per_frame=True)
+        x = max_pool(x, i, rank=2, per_frame=True)
+    x = keras.layers.TimeDistributed(keras.layers.GlobalAveragePooling2D(name="frame_pool_frame"),
+                                     name="frame_pool")(x)
+    rnn_cls = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[params.rnn]
+    x = rnn_cls(scaled(params.rnn_units, params.width), name="rnn")(x)
+    x = dropout(x, params.dropout, "drop_rnn")
+    outputs = classifier_head(x, units=[scaled(u, params.width) for u in params.dense_units],
+                              dropout_rate=params.dropout, num_classes=num_classes, l2=params.l2)
+    return keras.Model(inputs, outputs, name="cnn_rnn")

@@ -1,0 +1,106 @@
+"""Video folders: one class per folder of .mp4 / .avi videos, decoded with OpenCV.
+
+Layouts::
+
+    <root>/<class>/<video>.mp4              split left to the CV scheme
+    <root>/<split>/<class>/<video>.avi      split folders Train / Validation / Test (any case)
+
+Videos are .avi, .mkv, .mov or .mp4 (any case). ``label`` is the class folder's name,
+``sequence`` the video's file stem, ``split`` the normalised split folder or ``None``.
+``load`` returns every decoded frame, or ``max_frames`` frames sampled uniformly over the
+video, as (T, H, W, 3) uint8 RGB; fixed-length clips and resizing are the data pipeline's job.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from gaitrun.data.records import Sample
+from gaitrun.errors import DataError
+
+from ._common import class_folders, existing_root, files_with_suffix, require_samples
+
+MODALITIES = {"rgb"}
+KIND = "sequence"
+
+VIDEO_SUFFIXES = (".avi", ".mkv", ".mov", ".mp4")
+
+
+class Params(BaseModel):
+    """Where the video folders are and how many frames to decode at most."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    root: str = Field(..., description="folder holding <class>/ or <split>/<class>/ video folders")
+    max_frames: int | None = Field(None, ge=1, description="decode at most this many frames, "
+                                                           "sampled uniformly; null: every frame")
+
+
+def scan(params: Params, *, cache_dir: Path, seed: int) -> list[Sample]:
+    """Every video of every class folder, sorted by path (videos are not opened here)."""
+    root = existing_root(params.root, "video dataset")
+    samples = [Sample(path=str(video), label=folder.name, sequence=video.stem, split=split)
+               for split, folder in class_folders(root)
+               for video in files_with_suffix(folder, VIDEO_SUFFIXES)]
+    return require_samples(samples, root, "videos in <class>/ or <split>/<class>/ folders "
+                                          f"({', '.join(VIDEO_SUFFIXES)})")
+
+
+def load(sample: Sample, params: Params) -> np.ndarray:
+    """The video's frames as (T, H, W, 3) uint8 RGB (at most ``max_frames``, uniformly sampled)."""
+    import cv2
+
+    path = Path(sample.path)
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            raise DataError(str(path), "cannot be opened as a video (missing, empty or an unknown "
+                                       "container); re-encode it, e.g. to H.264 .mp4, or delete it")
+        wanted = _frames_to_keep(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), params.max_frames)
+        frames = _decode(capture, wanted)
+    finally:
+        capture.release()
+    if not frames:
+        raise DataError(str(path), "no frame could be decoded (empty video or unsupported codec); "
+                                   "re-encode it, e.g. to H.264 .mp4, or delete it")
+    if params.max_frames is not None and len(frames) > params.max_frames:  # frame count was unknown
+        frames = [frames[i] for i in _uniform(len(frames), params.max_frames)]
+    return np.stack([cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames])
+
+
+def _frames_to_keep(count: int, max_frames: int | None) -> set[int] | None:
+    """Indices of the frames to decode; ``None`` means every frame.
+
+    The container's frame count is only a hint (it can be 0 or wrong); when it is unknown
+    every frame is decoded and ``load`` samples afterwards.
+    """
+    if max_frames is None or count <= max_frames:
+        return None
+    return set(_uniform(count, max_frames))
+
+
+def _uniform(count: int, n: int) -> list[int]:
+    """``n`` distinct frame indices spread evenly over ``range(count)`` (``n <= count``)."""
+    return sorted({int(round(i)) for i in np.linspace(0, count - 1, n)})
+
+
+def _decode(capture: Any, wanted: set[int] | None) -> list[np.ndarray]:
+    """The BGR frames of an open ``cv2.VideoCapture`` whose index is in ``wanted`` (all if ``None``).
+
+    Frames that are not wanted are only grabbed, not converted, and decoding stops after
+    the last wanted one.
+    """
+    frames: list[np.ndarray] = []
+    last = max(wanted) if wanted else None
+    index = 0
+    while (last is None or index <= last) and capture.grab():
+        if wanted is None or index in wanted:
+            ok, frame = capture.retrieve()
+            if ok:
+                frames.append(frame)
+        index += 1
+    return frames

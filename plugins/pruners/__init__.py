@@ -1,0 +1,3 @@
+"""Built-in filter pruners (family ``pruners``): name -> module."""
+
+PLUGINS = {"l1_percentile": ".l1_percentile"}

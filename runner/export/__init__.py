@@ -1,0 +1,71 @@
+"""Deployment export: what every exporter plugin receives, plus the shared conversion tools.
+
+An exporter plugin (``gaitrun.plugins.exporters.<target>``) is called as
+``export(model, *, params, ctx)`` where ``params`` holds its target-specific recipe keys and
+``ctx`` is the :class:`ExportContext` below, holding the shared ``deploy`` keys and what the
+run knows about the model's inputs. Sub-modules (imported only when needed):
+
+- ``onnx_convert``  Keras -> ONNX (dynamic batch axis), FP16 conversion
+- ``quantize``      ONNX INT8 static quantization calibrated on training samples
+- ``parity``        run an exported model, compare it with the Keras model, gate on ``max_drop``
+- ``tensorrt_bundle`` the portable TensorRT bundle and :func:`build_bundle_engine`
+- ``trt_builder``   the standalone engine builder copied into every bundle
+- ``files``         atomic writes
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import StageError
+from ..registry import PRECISIONS
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["ExportContext", "build_bundle_engine", "require_precision"]
+
+
+@dataclass(frozen=True)
+class ExportContext:
+    """Everything an exporter needs besides the model and its own params.
+
+    ``calibration`` holds samples drawn from the TRAINING split, already preprocessed exactly
+    like model inputs (shape ``(n, *input_shape)``, float32); it may be empty unless the
+    precision is ``int8``. ``strict`` turns a deferred step (e.g. no GPU to build a TensorRT
+    engine) into an error.
+    """
+
+    out_dir: Path
+    precision: str
+    batch_sizes: tuple[int, ...]
+    calibration: np.ndarray
+    input_name: str
+    labels: list[str]
+    normalisation: dict[str, Any]
+    strict: bool = False
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise StageError("export", f"precision {self.precision!r} is not one of {list(PRECISIONS)}")
+        if not self.batch_sizes or any(int(b) < 1 for b in self.batch_sizes):
+            raise StageError("export", f"batch_sizes must be positive integers, got {self.batch_sizes}")
+        if self.precision == "int8" and len(self.calibration) == 0:
+            raise StageError("export", "int8 export needs calibration samples from the training split; "
+                                       "set deploy.calibration_samples >= 1")
+
+
+def require_precision(target: str, supported: frozenset[str], ctx: ExportContext) -> None:
+    """Refuse a precision the target cannot produce (the recipe check should catch it first)."""
+    if ctx.precision not in supported:
+        raise StageError("export", f"target {target} does not support precision {ctx.precision}; "
+                                   f"use one of {sorted(supported)}")
+
+
+def build_bundle_engine(bundle_dir: str | Path, *, workspace_mb: int = 1024) -> Path:
+    """Build ``model.engine`` inside a TensorRT bundle on this machine (``gaitrun engine build``)."""
+    from .tensorrt_bundle import build_bundle_engine as build
+
+    return build(bundle_dir, workspace_mb=workspace_mb)

@@ -1,0 +1,109 @@
+"""Cross-section checks that need no TensorFlow: modality vs dataset, architecture input
+kind and augmentations; loss and evaluation vs embedding models; precision vs target;
+``search.space`` key paths and values. Each returns (key path, message) pairs."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+from ..registry import Registries
+from ..yamlio import KeyPath
+
+# architecture input kind -> the (dataset kind, modality) pairs that can feed it
+INPUT_SOURCES: dict[str, set[tuple[str, str]]] = {
+    "image": {("image", "rgb"), ("sequence", "silhouette")},  # silhouettes: a gait energy image
+    "stack2d": {("sequence", m) for m in ("silhouette", "optical_flow", "rgb")},
+    "clip3d": {("sequence", m) for m in ("silhouette", "optical_flow", "rgb")},
+    "sequence": {("sequence", m) for m in ("silhouette", "optical_flow", "rgb")},
+    "frame_set": {("sequence", "silhouette")},
+    "inertial": {("inertial", "inertial")},
+}
+
+Found = list[tuple[KeyPath, str]]
+
+
+def check_data_model(recipe: Any, regs: Registries) -> Found:
+    found: Found = []
+    data, model = recipe.data, recipe.model
+    dataset = regs["datasets"].get(data.adapter)
+    arch = regs["architectures"].get(model.arch)
+    modalities = sorted(dataset.declared("MODALITIES"))
+    if data.modality not in modalities:
+        found.append((("data", "modality"), f"dataset '{data.adapter}' provides {', '.join(modalities)}, "
+                      f"not '{data.modality}'"))
+        return found
+    kind = arch.declared("INPUT_KIND")
+    source = (dataset.declared("KIND"), data.modality)
+    if source not in INPUT_SOURCES[kind]:
+        fits = sorted(f"{m} {k}s" for k, m in INPUT_SOURCES[kind])
+        found.append((("model", "arch"), f"architecture '{model.arch}' takes {kind} input, which "
+                      f"{data.modality} {source[0]}s from '{data.adapter}' cannot feed (it needs: "
+                      f"{', '.join(fits)})"))
+    return found
+
+
+def check_augment(recipe: Any, regs: Registries) -> Found:
+    found: Found = []
+    for i, item in enumerate(recipe.augment):
+        name = next(iter(type(item).model_fields))
+        supported = regs["augmentations"].get(name).declared("MODALITIES")
+        if recipe.data.modality not in supported:
+            found.append((("augment", i, name), f"augmentation '{name}' does not apply to "
+                          f"{recipe.data.modality} data (it supports {', '.join(sorted(supported))})"))
+    return found
+
+
+def check_embedding(recipe: Any, regs: Registries) -> Found:
+    found: Found = []
+    embedding = regs["architectures"].get(recipe.model.arch).declared("EMBEDDING")
+    if recipe.train.loss.name != "cross_entropy" and not embedding:
+        found.append((("train", "loss", "name"), f"loss '{recipe.train.loss.name}' needs an embedding "
+                      f"model; '{recipe.model.arch}' is a plain classifier (use cross_entropy)"))
+    if recipe.evaluate.knn is not None and not embedding:
+        found.append((("evaluate", "knn"), f"k-NN evaluation needs an embedding model; "
+                      f"'{recipe.model.arch}' has no embedding layer (remove evaluate.knn)"))
+    return found
+
+
+def check_deploy(recipe: Any, regs: Registries) -> Found:
+    if recipe.deploy is None:
+        return []
+    supported = regs["exporters"].get(recipe.deploy.target).declared("PRECISIONS")
+    if recipe.deploy.precision not in supported:
+        return [(("deploy", "precision"), f"target '{recipe.deploy.target}' supports "
+                 f"{', '.join(sorted(supported))}, not {recipe.deploy.precision}")]
+    return []
+
+
+def check_search(data: dict, validate: Callable[[dict], list[dict]], recipe: Any,
+                 explain: Callable[[dict, dict], str]) -> Found:
+    """Each space key must be a recipe key, and each probe value must give a valid recipe."""
+    if recipe.search is None:
+        return []
+    from .compose import _parse_path, _set_path
+
+    found: Found = []
+    base = {k: v for k, v in data.items() if k != "search"}
+    for key, domain in recipe.search.space.items():
+        where = ("search", "space", key)
+        for value in domain.probe_values():
+            trial = copy.deepcopy(base)
+            try:
+                _set_path(trial, _parse_path(key), value, "", key)
+            except Exception:
+                found.append((where, f"'{key}' is not a recipe key path"))
+                break
+            errors = validate(trial)
+            unknown = [e for e in errors if e["type"] == "extra_forbidden"]
+            if unknown:
+                found.append((where, f"'{key}' is not a recipe key: {explain(trial, unknown[0])}"))
+                break
+            if errors:
+                found.append((where, f"value {value!r} for '{key}' gives an invalid recipe: {errors[0]['msg']}"))
+                break
+    return found
+
+
+CHECKS = (check_data_model, check_augment, check_embedding, check_deploy)

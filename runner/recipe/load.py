@@ -1,0 +1,96 @@
+"""Load a recipe: YAML (with marks) -> extends/overrides -> pydantic -> cross-checks.
+
+``load_recipe`` either returns a valid ``LoadedRecipe`` or raises ``RecipeError`` listing
+*every* problem found, each as ``file:line:col: key.path: message``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ..errors import RecipeError
+from ..registry import Registries, registries
+from ..yamlio import Document, dotted, dump, problem
+from .checks import CHECKS, check_search
+from .compose import compose
+from .errors import to_problem, to_problems
+from .model import SECTIONS, recipe_model_for
+
+
+@dataclass(frozen=True)
+class LoadedRecipe:
+    """A validated recipe plus what it came from."""
+
+    recipe: Any  # an instance of the Recipe model built from the registries
+    document: Document
+    path: Path
+
+    @property
+    def resolved(self) -> dict:
+        """The recipe with defaults filled in, as plain data (what runs)."""
+        data = self.recipe.model_dump(mode="json", exclude_none=True)
+        for section, (_, selector, _, _) in SECTIONS.items():
+            if isinstance(data.get(section), dict) and selector in data[section]:
+                body = data[section]
+                data[section] = {selector: body.pop(selector), **body}
+        return data
+
+    @property
+    def hash(self) -> str:
+        """8 hex digits identifying the resolved recipe (key order independent)."""
+        text = json.dumps(self.resolved, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+    def yaml(self) -> str:
+        return dump(self.resolved)
+
+
+def _known(regs: Registries) -> dict[str, list[str]]:
+    return {family: reg.names() for family, reg in regs.by_family.items()}
+
+
+def _errors(model: type[BaseModel], data: Any) -> list[dict]:
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        return exc.errors(include_url=False)
+    return []
+
+
+def validate_document(doc: Document, *, path: Path, regs: Registries | None = None) -> LoadedRecipe:
+    regs = regs or registries()
+    model = recipe_model_for(regs)
+    errors = _errors(model, doc.data)
+    if errors:
+        known = _known(regs)
+        raise RecipeError(_sorted(to_problems(doc, model, errors, known)))
+    recipe = model.model_validate(doc.data)
+    found = [f for check in CHECKS for f in check(recipe, regs)]
+    known = _known(regs)
+
+    def explain(data: dict, err: dict) -> str:
+        return to_problem(Document(data=data, source=doc.source), model, err, known).message
+
+    found += check_search(doc.data, lambda d: _errors(model, d), recipe, explain)
+    if found:
+        raise RecipeError(_sorted([problem(doc.mark(p, key=p[0] in ("augment", "search")), dotted(p), msg)
+                                   for p, msg in found]))
+    return LoadedRecipe(recipe=recipe, document=doc, path=path)
+
+
+def _sorted(problems: list) -> list:
+    unique = list(dict.fromkeys(problems))
+    return sorted(unique, key=lambda p: (p.source, p.line or 0, p.col or 0))
+
+
+def load_recipe(path: str | Path, overrides: list[str] = (), *, regs: Registries | None = None) -> LoadedRecipe:
+    """Load, compose and validate the recipe at ``path``."""
+    path = Path(path)
+    doc = compose(path, list(overrides))
+    return validate_document(doc, path=path, regs=regs)

@@ -1,0 +1,155 @@
+"""Run folders: ``artifacts/<name>/<UTC time>-<recipe hash 8>/`` with the resolved recipe
+and a manifest that records every stage's status, so ``gaitrun resume`` knows where to go on.
+
+Layout (see the README): recipe.yaml, manifest.json, metrics.json, folds/<k>/, pruned/,
+export/, bench.json, plots/, report.md. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .atomic import read_json, write_json, write_text
+from .errors import RunFolderError
+
+STATUSES = ("pending", "running", "done", "failed", "deferred", "skipped", "not_implemented")
+FINISHED = ("done", "deferred", "skipped")
+PACKAGES = ("tensorflow", "keras", "numpy", "pydantic", "ruamel.yaml", "ray", "scikit-learn",
+            "onnx", "onnxruntime", "tf2onnx", "opencv-python-headless", "h5py", "tensorrt")
+
+
+def default_artifacts() -> Path:
+    return Path(os.environ.get("GAITRUN_ARTIFACTS", "artifacts"))
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "gaitrun": __version__}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _git_commit() -> str | None:
+    try:
+        res = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return res.stdout.strip() or None if res.returncode == 0 else None
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class RunFolder:
+    """One run's folder and its manifest (kept in memory, saved atomically on change)."""
+
+    path: Path
+    manifest: dict[str, Any]
+
+    # --- creation and opening ------------------------------------------------------------
+    @classmethod
+    def create(cls, loaded: Any, stages: list[str], *, artifacts: Path | None = None,
+               parent: Path | None = None) -> RunFolder:
+        """A new folder for ``loaded`` (a LoadedRecipe) under ``artifacts/<name>/``
+        (or directly under ``parent``, for sweep trials)."""
+        base = parent if parent is not None else (artifacts or default_artifacts()) / loaded.recipe.name
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        run_id = f"{stamp}-{loaded.hash}"
+        path = base / run_id
+        for n in range(2, 1000):
+            if not path.exists():
+                break
+            path = base / f"{run_id}-{n}"
+        try:
+            path.mkdir(parents=True)
+        except OSError as exc:
+            raise RunFolderError(f"cannot create run folder {path}: {exc.strerror}; check that "
+                                 f"{base} is writable (or set GAITRUN_ARTIFACTS)") from exc
+        manifest = {
+            "run_id": path.name, "name": loaded.recipe.name, "recipe_hash": loaded.hash,
+            "seed": loaded.recipe.seed, "created": now(), "source": str(loaded.path),
+            "versions": _versions(), "git_commit": _git_commit(),
+            "host": {"name": socket.gethostname(), "platform": platform.platform(),
+                     "cpus": os.cpu_count(), "python": sys.executable},
+            "stages": [{"name": s, "status": "pending", "reason": None, "started": None, "ended": None}
+                       for s in stages],
+        }
+        folder = cls(path, manifest)
+        write_text(path / "recipe.yaml", loaded.yaml())
+        folder.save()
+        return folder
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunFolder:
+        path = Path(path)
+        manifest_path = path / "manifest.json"
+        if not manifest_path.is_file():
+            raise RunFolderError(f"{path} is not a run folder (no manifest.json); give a folder like "
+                                 "artifacts/<name>/<run id>/")
+        try:
+            manifest = read_json(manifest_path)
+        except ValueError as exc:
+            raise RunFolderError(f"{manifest_path}: not valid JSON ({exc})") from exc
+        return cls(path, manifest)
+
+    # --- manifest ----------------------------------------------------------------------------
+    def save(self) -> None:
+        write_json(self.path / "manifest.json", self.manifest)
+
+    def stage(self, name: str) -> dict[str, Any]:
+        for entry in self.manifest["stages"]:
+            if entry["name"] == name:
+                return entry
+        raise KeyError(name)
+
+    def set_status(self, name: str, status: str, reason: str | None = None) -> None:
+        assert status in STATUSES, status
+        entry = self.stage(name)
+        entry["status"], entry["reason"] = status, reason
+        if status == "running":
+            entry["started"], entry["ended"] = now(), None
+        elif status != "pending":
+            entry["ended"] = now()
+        self.save()
+
+    def pending_stages(self) -> list[str]:
+        """Stages still to run, in order (a stage left 'running' by a crash runs again)."""
+        return [s["name"] for s in self.manifest["stages"] if s["status"] not in FINISHED]
+
+    def is_finished(self) -> bool:
+        return not self.pending_stages()
+
+    # --- files -------------------------------------------------------------------------------
+    def file(self, *parts: str) -> Path:
+        return self.path.joinpath(*parts)
+
+    def write_json(self, rel: str, data: Any) -> Path:
+        target = self.file(rel)
+        write_json(target, data)
+        return target
+
+    def write_text(self, rel: str, text: str) -> Path:
+        target = self.file(rel)
+        write_text(target, text)
+        return target
+
+
+def elapsed(start: float) -> float:
+    return round(time.perf_counter() - start, 3)

@@ -1,0 +1,53 @@
+"""Shared fixtures: a valid recipe written to a temporary folder, and a helper to run the CLI."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from gaitrun.cli import main
+
+# A valid recipe on scikit-learn's bundled digits (no files needed). Tests mutate its text,
+# so line numbers below matter: keep them in sync with test_recipe_errors.py.
+BASE_RECIPE = textwrap.dedent("""\
+    name: digits_test
+    seed: 7
+    data:
+      adapter: digits
+      params: {n_class: 10}
+      modality: rgb
+      clip: {frames: 1, size: [8, 8]}
+    augment:
+      - shift: {max_px: 1}
+    model:
+      arch: simple_cnn
+      params: {width: 0.25}
+    train:
+      optimizer: {name: adam, lr: 0.001}
+      batch_size: 32
+      epochs: 2
+    cv: {scheme: stratified_kfold, folds: 3}
+    evaluate:
+      metrics: [accuracy, f1_macro]
+    """)
+
+
+@pytest.fixture
+def recipe_file(tmp_path: Path) -> Path:
+    path = tmp_path / "recipe.yaml"
+    path.write_text(BASE_RECIPE)
+    return path
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run ``gaitrun`` in-process; returns (exit code, stdout, stderr)."""
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main([str(a) for a in argv])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run

@@ -1,0 +1,1 @@
+"""An example gaitrun plugin package: one architecture and one augmentation."""

@@ -1,0 +1,142 @@
+"""The command line: exit codes, one-line errors, no heavy imports on start-up paths, resume."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import BASE_RECIPE
+
+REPO = Path(__file__).resolve().parents[1]
+HEAVY = ("tensorflow", "keras", "ray", "onnxruntime", "tensorrt", "tf2onnx", "cv2", "h5py", "sklearn")
+
+
+def _imports_after(argv: list[str], cwd: Path) -> tuple[int, list[str], str]:
+    code = ("import sys, json\nfrom gaitrun.cli import main\n"
+            "try:\n    rc = main(sys.argv[1:])\nexcept SystemExit as exc:\n    rc = exc.code\n"
+            f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
+            "sys.stdout.write('\\nHEAVY=' + json.dumps(heavy) + '\\n'); sys.exit(rc)")
+    res = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, cwd=cwd)
+    heavy = json.loads(res.stdout.rsplit("HEAVY=", 1)[1])
+    return res.returncode, heavy, res.stderr
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["validate", "RECIPE"], ["plan", "RECIPE"],
+                                  ["plugins"], ["schema"], ["validate", "BROKEN"]])
+def test_start_up_paths_import_nothing_heavy(argv, recipe_file, tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(BASE_RECIPE.replace("epochs: 2", "epochs: 0"))
+    argv = [str(recipe_file) if a == "RECIPE" else str(broken) if a == "BROKEN" else a for a in argv]
+    rc, heavy, err = _imports_after(argv, tmp_path)
+    assert heavy == [], f"{argv} imported {heavy}"
+    assert rc == (2 if str(broken) in argv else 0), err
+
+
+def test_validate_ok_and_exit_codes(run_cli, recipe_file, tmp_path):
+    code, out, err = run_cli("validate", recipe_file)
+    assert code == 0 and "ok (recipe hash" in out and err == ""
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(BASE_RECIPE.replace("  epochs: 2", "  epoch: 2"))
+    code, out, err = run_cli("validate", recipe_file, broken)
+    assert code == 2
+    assert err == f"{broken}:16:3: train.epoch: unknown key 'epoch'; did you mean 'epochs'?\n"
+
+
+def test_validate_json(run_cli, recipe_file):
+    code, out, _ = run_cli("validate", recipe_file, "--json", "--set", "train.epochs=0")
+    assert code == 2
+    payload = json.loads(out)
+    assert payload["ok"] is False
+    assert payload["results"][0]["errors"] == [
+        "--set train.epochs=0: train.epochs: Input should be greater than or equal to 1 (got 0)"]
+
+
+@pytest.mark.parametrize("argv", [["run"], ["validate", "--frobnicate", "x.yaml"], ["plugins", "nosuch"],
+                                  ["resume"], ["data", "synthetic-gait"], ["run", "missing.yaml"],
+                                  ["data", "synthetic-gait", "--out", "d", "--subjects", "x"]])
+def test_bad_flags_one_line_exit_2(run_cli, argv):
+    code, out, err = run_cli(*argv)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+
+
+def test_recipe_path_shortcut(run_cli, tmp_path):
+    code, _, err = run_cli(tmp_path / "nope.yaml")
+    assert code == 2 and err.strip() == f"{tmp_path}/nope.yaml: no such file"
+
+
+def test_plugins_json_lists_params_with_defaults(run_cli):
+    code, out, _ = run_cli("plugins", "cv", "--json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert code == 0 and set(rows) >= {"group_kfold", "gait_protocol", "holdout"}
+    params = {p["name"]: p for p in rows["group_kfold"]["params"]}
+    assert params["folds"]["default"] == 5 and params["group_by"]["default"] == "subject"
+
+
+def test_plugins_table(run_cli):
+    code, out, _ = run_cli("plugins", "architectures")
+    assert code == 0 and "cnn3d" in out and "tiny_mlp" in out
+
+
+def test_plan_lists_stages(run_cli, recipe_file):
+    code, out, _ = run_cli("plan", recipe_file, "--json")
+    stages = [s["stage"] for s in json.loads(out)["stages"]]
+    assert code == 0 and stages == ["data", "train", "report"]
+    code, out, _ = run_cli("plan", recipe_file, "--json", "--set", "deploy={target: onnx}",
+                           "--set", "prune={percentile: 30}")
+    assert [s["stage"] for s in json.loads(out)["stages"]] == ["data", "train", "prune", "export", "bench", "report"]
+
+
+def test_schema_is_json_schema_with_plugins(run_cli):
+    code, out, _ = run_cli("schema")
+    schema = json.loads(out)
+    assert code == 0 and schema["title"] == "gaitrun recipe"
+    assert {"data", "model", "train", "cv", "prune", "deploy", "search", "extends"} <= set(schema["properties"])
+    assert "Model_cnn3d" in json.dumps(schema)
+
+
+def test_schema_validates_shipped_recipes():
+    jsonschema = pytest.importorskip("jsonschema")
+    from gaitrun.recipe.schema import recipe_schema
+    from gaitrun.yamlio import load_file
+
+    schema = recipe_schema()
+    for recipe in sorted((REPO / "recipes").glob("*.yaml")):
+        jsonschema.validate(load_file(recipe).data, schema)
+
+
+def test_run_stops_at_unimplemented_stage_then_resume(run_cli, recipe_file, tmp_path):
+    artifacts = tmp_path / "artifacts"
+    code, out, err = run_cli("run", recipe_file, "--artifacts", artifacts, "--quiet")
+    run_dir = next((artifacts / "digits_test").iterdir())
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    statuses = {s["name"]: s["status"] for s in manifest["stages"]}
+    if statuses["train"] == "not_implemented":
+        assert code == 1 and "run stopped at stage 'train'" in err and "issue #4" in err
+        assert statuses == {"data": "done", "train": "not_implemented", "report": "pending"}
+        data_mtime = (run_dir / "data.json").stat().st_mtime_ns
+        code, _, err = run_cli("resume", run_dir, "--quiet")
+        assert code == 1 and (run_dir / "data.json").stat().st_mtime_ns == data_mtime  # not redone
+    else:
+        assert code == 0 and set(statuses.values()) == {"done"}
+    assert json.loads((run_dir / "data.json").read_text())["samples"] == 1797
+
+
+def test_resume_refuses_edited_recipe(run_cli, recipe_file, tmp_path):
+    run_cli("run", recipe_file, "--artifacts", tmp_path, "--quiet")
+    run_dir = next((tmp_path / "digits_test").iterdir())
+    text = (run_dir / "recipe.yaml").read_text()
+    (run_dir / "recipe.yaml").write_text(text.replace("epochs: 2", "epochs: 3"))
+    code, _, err = run_cli("resume", run_dir)
+    assert code == 2 and "no longer matches the run's recipe hash" in err
+
+
+def test_console_script_installed():
+    exe = Path(sys.executable).parent / "gaitrun"
+    res = subprocess.run([str(exe), "--version"], capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout.startswith("gaitrun ")
