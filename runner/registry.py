@@ -34,6 +34,7 @@ import difflib
 import importlib
 import inspect
 from dataclasses import dataclass, field
+from functools import partial
 from types import ModuleType
 from typing import Any, Callable
 
@@ -134,50 +135,77 @@ def _verify(family: FamilySpec, name: str, module: Any) -> list[str]:
 
 
 class Registry:
-    """The plugins of one family, by name."""
+    """The plugins of one family, by name.
+
+    Plugins are *declared* cheaply (a name and how to import the module) and *registered* --
+    imported and checked against the family -- the first time they are needed, so that
+    validating a recipe imports only the plugins it names. ``gaitrun plugins`` registers all.
+    """
 
     def __init__(self, family: str):
         self.spec = FAMILIES[family]
+        self._declared: dict[str, tuple[Callable[[], Any], str]] = {}
         self._plugins: dict[str, Plugin] = {}
 
     @property
     def family(self) -> str:
         return self.spec.name
 
-    def add(self, name: str, module: ModuleType, *, origin: str = "built-in") -> Plugin:
-        """Register ``module`` as plugin ``name``; refuse it if it does not fit the family."""
+    def _check_name(self, name: str) -> None:
         if not name.isidentifier() or name != name.lower():
             raise PluginError(f"{self.family} plugin name {name!r} must be a lower-case identifier",
                               family=self.family, plugin=name)
+
+    def declare(self, name: str, loader: Callable[[], Any], *, origin: str = "built-in") -> None:
+        """Make ``name`` known; ``loader()`` returns its module when it is first needed."""
+        self._check_name(name)
+        if name in self._declared and self._declared[name][1] != origin:
+            raise PluginError(
+                f"{self.family} plugin '{name}' from {origin} clashes with the one from "
+                f"{self._declared[name][1]}; rename one of them", family=self.family, plugin=name)
+        self._declared[name] = (loader, origin)
+
+    def add(self, name: str, module: Any, *, origin: str = "built-in") -> Plugin:
+        """Register ``module`` as plugin ``name``; refuse it if it does not fit the family."""
+        self._check_name(name)
         problems = _verify(self.spec, name, module)
         if problems:
             raise PluginError(
                 f"{self.family} plugin '{name}' ({origin}) does not fit the family: it lacks "
                 + "; ".join(problems), family=self.family, plugin=name)
-        if name in self._plugins and self._plugins[name].module is not module:
+        known = self._plugins.get(name)
+        if known is not None and known.module is not module:
             raise PluginError(
                 f"{self.family} plugin '{name}' from {origin} clashes with the one from "
-                f"{self._plugins[name].origin}; rename one of them", family=self.family, plugin=name)
+                f"{known.origin}; rename one of them", family=self.family, plugin=name)
         doc = " ".join((module.__doc__ or "").strip().split("\n\n")[0].split())
         plugin = Plugin(self.family, name, module, module.Params, doc, origin)
         self._plugins[name] = plugin
+        self._declared.setdefault(name, (lambda: module, origin))
         return plugin
 
     def get(self, name: str) -> Plugin:
-        try:
+        if name in self._plugins:
             return self._plugins[name]
-        except KeyError:
+        if name not in self._declared:
             raise PluginError(unknown_message(self.family, name, self.names()),
-                              family=self.family, plugin=name) from None
+                              family=self.family, plugin=name)
+        loader, origin = self._declared[name]
+        try:
+            module = loader()
+        except Exception as exc:  # a broken plugin package must not end in a traceback
+            raise PluginError(f"{self.family} plugin '{name}' ({origin}) failed to import: "
+                              f"{type(exc).__name__}: {exc}", family=self.family, plugin=name) from exc
+        return self.add(name, module, origin=origin)
 
     def names(self) -> list[str]:
-        return sorted(self._plugins)
+        return sorted(self._declared)
 
     def __iter__(self):
-        return iter(self._plugins[n] for n in self.names())
+        return iter([self.get(n) for n in self.names()])
 
     def __contains__(self, name: object) -> bool:
-        return name in self._plugins
+        return name in self._declared
 
 
 def unknown_message(family: str, name: str, known: list[str]) -> str:
@@ -197,11 +225,11 @@ class Registries:
         return self.by_family[family]
 
     def load_builtins(self) -> None:
-        """Import and register the built-ins listed in ``gaitrun.plugins.<family>.PLUGINS``."""
+        """Declare the built-ins listed in ``gaitrun.plugins.<family>.PLUGINS``."""
         for family in FAMILIES:
             package = f"gaitrun.plugins.{family}"
             for name, module_name in importlib.import_module(package).PLUGINS.items():
-                self.by_family[family].add(name, importlib.import_module(module_name, package))
+                self.by_family[family].declare(name, partial(importlib.import_module, module_name, package))
 
     def load_entry_points(self) -> None:
         from importlib.metadata import entry_points
@@ -213,12 +241,7 @@ class Registries:
                 raise PluginError(
                     f"{origin}: its name must be '<family>.<plugin>' with family one of "
                     f"{', '.join(FAMILIES)}", family=family or None, plugin=name or None)
-            try:
-                module = ep.load()
-            except Exception as exc:  # a broken third-party package must not crash with a traceback
-                raise PluginError(f"{origin}: importing {ep.value} failed: {exc}",
-                                  family=family, plugin=name) from exc
-            self.by_family[family].add(name, module, origin=origin)
+            self.by_family[family].declare(name, ep.load, origin=origin)
 
 
 _DEFAULT: Registries | None = None

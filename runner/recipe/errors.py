@@ -28,7 +28,9 @@ def resolve(ann: Any, value: Any) -> Any:
     if origin is Annotated:
         inner, *meta = get_args(ann)
         disc = next((m for m in meta if isinstance(m, Discriminator)), None)
-        return _pick_member(inner, disc, value) if disc else resolve(inner, value)
+        if disc is None or get_origin(inner) not in (Union, types.UnionType):
+            return resolve(inner, value)  # a one-member union collapses to its member
+        return _pick_member(inner, disc, value)
     if origin in (Union, types.UnionType):
         if any(get_origin(a) is Annotated for a in get_args(ann)):
             return None  # a tagged union whose discriminator we do not have: do not guess

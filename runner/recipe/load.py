@@ -20,7 +20,7 @@ from ..yamlio import Document, dotted, dump, problem
 from .checks import CHECKS, check_search
 from .compose import compose
 from .errors import to_problem, to_problems
-from .model import SECTIONS, recipe_model_for
+from .model import SECTIONS, recipe_model_for, selection
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,8 @@ def _known(regs: Registries) -> dict[str, list[str]]:
     return {family: reg.names() for family, reg in regs.by_family.items()}
 
 
-def _errors(model: type[BaseModel], data: Any) -> list[dict]:
+def _errors(regs: Registries, data: Any) -> list[dict]:
+    model = recipe_model_for(regs, selection(data, regs))
     try:
         model.model_validate(data)
     except ValidationError as exc:
@@ -65,8 +66,8 @@ def _errors(model: type[BaseModel], data: Any) -> list[dict]:
 
 def validate_document(doc: Document, *, path: Path, regs: Registries | None = None) -> LoadedRecipe:
     regs = regs or registries()
-    model = recipe_model_for(regs)
-    errors = _errors(model, doc.data)
+    model = recipe_model_for(regs, selection(doc.data, regs))
+    errors = _errors(regs, doc.data)
     if errors:
         known = _known(regs)
         raise RecipeError(_sorted(to_problems(doc, model, errors, known)))
@@ -75,9 +76,10 @@ def validate_document(doc: Document, *, path: Path, regs: Registries | None = No
     known = _known(regs)
 
     def explain(data: dict, err: dict) -> str:
-        return to_problem(Document(data=data, source=doc.source), model, err, known).message
+        trial_model = recipe_model_for(regs, selection(data, regs))
+        return to_problem(Document(data=data, source=doc.source), trial_model, err, known).message
 
-    found += check_search(doc.data, lambda d: _errors(model, d), recipe, explain)
+    found += check_search(doc.data, lambda d: _errors(regs, d), recipe, explain)
     if found:
         raise RecipeError(_sorted([problem(doc.mark(p, key=p[0] in ("augment", "search")), dotted(p), msg)
                                    for p, msg in found]))

@@ -73,14 +73,17 @@ def _tagged_union(members: dict[str, type[BaseModel]], pick) -> Any:
     return Annotated[Union[options], Discriminator(pick)]  # noqa: UP007
 
 
-def _section_type(section: str, base: type[BaseModel], reg: Registry) -> Any:
-    members = {name: _member(section, base, reg, name) for name in reg.names()}
+Selection = tuple  # ((section, (plugin names...)), ...): the plugins a model is built for
+
+
+def _section_type(section: str, base: type[BaseModel], reg: Registry, names: tuple[str, ...]) -> Any:
+    members = {name: _member(section, base, reg, name) for name in names}
     return _tagged_union(members, _selector_of(section))
 
 
-def _augment_item_type(reg: Registry) -> Any:
+def _augment_item_type(reg: Registry, names: tuple[str, ...]) -> Any:
     members = {}
-    for name in reg.names():
+    for name in names:
         params = reg.get(name).params
         members[name] = create_model(f"Augment_{name}", __base__=Strict,
                                      **{name: (params, _default_params(params))})
@@ -95,26 +98,56 @@ def _augment_item_type(reg: Registry) -> Any:
     return _tagged_union(members, pick)
 
 
-def build_recipe_model(regs: Registries) -> type[BaseModel]:
-    """Create the ``Recipe`` model class for the plugins currently registered."""
+def _named(data: Any, section: str) -> set[Any]:
+    _, selector, _, default = SECTIONS[section]
+    value = data.get(section) if isinstance(data, dict) else None
+    if section == "augment":
+        return {next(iter(v)) for v in value if isinstance(v, dict) and len(v) == 1} \
+            if isinstance(value, list) else set()
+    return {value.get(selector, default)} if isinstance(value, dict) else set()
+
+
+def selection(data: Any, regs: Registries) -> Selection:
+    """The known plugins a recipe document names, per section. Building the model for just
+    these keeps validation from importing every plugin; unknown names still fail, since they
+    match no member of the union."""
+    out = []
+    for section, (family, _, _, default) in SECTIONS.items():
+        reg = regs[family]
+        names = {n for n in _named(data, section) if isinstance(n, str) and n in reg}
+        if not names:
+            names = {default if default in reg else reg.names()[0]}
+        out.append((section, tuple(sorted(names))))
+    return tuple(out)
+
+
+def everything(regs: Registries) -> Selection:
+    """Every registered plugin (for the JSON Schema)."""
+    return tuple((s, tuple(regs[f].names())) for s, (f, _, _, _) in SECTIONS.items())
+
+
+def build_recipe_model(regs: Registries, sel: Selection) -> type[BaseModel]:
+    """Create the ``Recipe`` model class for the plugins in ``sel``."""
+    names = dict(sel)
     return create_model(
         "Recipe",
         __base__=Strict,
         name=(str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
                          description="names the run folder artifacts/<name>/")),
         seed=(int, Field(0, ge=0, le=2**31 - 1)),
-        data=(_section_type("data", DataBase, regs["datasets"]), ...),
-        augment=(list[_augment_item_type(regs["augmentations"])], Field(default_factory=list)),
-        model=(_section_type("model", _ModelBase, regs["architectures"]), ...),
+        data=(_section_type("data", DataBase, regs["datasets"], names["data"]), ...),
+        augment=(list[_augment_item_type(regs["augmentations"], names["augment"])], Field(default_factory=list)),
+        model=(_section_type("model", _ModelBase, regs["architectures"], names["model"]), ...),
         train=(Train, Field(default_factory=Train)),
-        cv=(_section_type("cv", CvBase, regs["cv"]), Field(default_factory=lambda: {"scheme": "holdout"})),
+        cv=(_section_type("cv", CvBase, regs["cv"], names["cv"]),
+            Field(default_factory=lambda: {"scheme": "holdout"}, validate_default=True)),
         evaluate=(Evaluate, Field(default_factory=Evaluate)),
-        prune=(_section_type("prune", PruneBase, regs["pruners"]) | None, None),
-        deploy=(_section_type("deploy", DeployBase, regs["exporters"]) | None, None),
+        prune=(_section_type("prune", PruneBase, regs["pruners"], names["prune"]) | None, None),
+        deploy=(_section_type("deploy", DeployBase, regs["exporters"], names["deploy"]) | None, None),
         search=(Search | None, None),
     )
 
 
-@lru_cache(maxsize=4)
-def recipe_model_for(regs: Registries) -> type[BaseModel]:
-    return build_recipe_model(regs)
+@lru_cache(maxsize=64)
+def recipe_model_for(regs: Registries, sel: Selection) -> type[BaseModel]:
+    return build_recipe_model(regs, sel)

@@ -8,11 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..registry import registries
-from .model import recipe_model_for
+from .model import everything, recipe_model_for
 
 
 def recipe_schema() -> dict[str, Any]:
-    schema = recipe_model_for(registries()).model_json_schema()
+    schema = recipe_model_for(registries(), everything(registries())).model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "gaitrun recipe"
     schema["properties"]["extends"] = {

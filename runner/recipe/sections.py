@@ -20,7 +20,7 @@ Precision = Literal[PRECISIONS]  # type: ignore[valid-type]
 class Strict(BaseModel):
     """Base of every recipe model: frozen, unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 # --- data -------------------------------------------------------------------------------
