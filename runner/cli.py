@@ -233,7 +233,16 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return _execute(_context(loaded, folder, args), as_json=args.json, quiet=args.quiet)
 
 
+def _quiet_tensorflow() -> None:
+    """TensorFlow's C++ start-up chatter (CUDA probing on CPU machines) is not for users."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _quiet_tensorflow()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
         argv.insert(0, "run")  # gaitrun RECIPE == gaitrun run RECIPE

@@ -7,7 +7,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
+from gaitrun.data.preprocess import prepare
 from gaitrun.errors import DataError
 from gaitrun.plugins.datasets import tum_gaid_h5
 
@@ -38,7 +38,7 @@ def write_sample(path: Path, factor_as: str = "attr", data: np.ndarray | None = 
 
 def write_index(path: Path, rows=ROWS, *, deepdish: bool = False, extra: bool = True) -> None:
     """The index; ``deepdish=True`` stores ``file`` as deepdish does a list (group, attrs i0 ...)."""
-    files, labels, videos, gaits, sets, cams = zip(*rows, strict=True)
+    files, labels, videos, gaits, sets, cams = zip(*rows, strict=True) if rows else ([],) * 6
     with h5py.File(path, "w") as f:
         if deepdish:
             group = f.create_group("file")
@@ -47,10 +47,10 @@ def write_index(path: Path, rows=ROWS, *, deepdish: bool = False, extra: bool = 
         else:
             f.create_dataset("file", data=list(files), dtype=h5py.string_dtype())
         for key, values in (("label", labels), ("videoId", videos), ("gait", gaits)):
-            f.create_dataset(key, data=np.array(values))
+            f.create_dataset(key, data=np.array(values, dtype=np.int64))
         if extra:
-            f.create_dataset("set", data=np.array(sets))
-            f.create_dataset("cam", data=np.array(cams))
+            f.create_dataset("set", data=np.array(sets, dtype=np.int64))
+            f.create_dataset("cam", data=np.array(cams, dtype=np.int64))
         f.attrs["compressFactor"] = 100
 
 
@@ -113,6 +113,8 @@ def test_load_divides_by_compress_factor_and_splits_x_y(index: Path) -> None:
         np.testing.assert_allclose(flow[:, 0, 0, 1], [1, 3, 5])  # y-flow: channels 1, 3, 5
     restacked = flow.transpose(1, 2, 0, 3).reshape(H, W, 2 * T)
     np.testing.assert_allclose(restacked * 100, flow_stack(100))
+    (stack,) = prepare(flow, modality="optical_flow", kind="stack2d", frames=T, size=(H, W))
+    np.testing.assert_allclose(stack, restacked)  # the pipeline's stack2d is Embedded-Gait's order
 
 
 def test_missing_compress_factor_means_one(index: Path) -> None:
@@ -121,11 +123,13 @@ def test_missing_compress_factor_means_one(index: Path) -> None:
     np.testing.assert_allclose(load(sample, index)[:, 0, 0, 0], [0, 2, 4])
 
 
-@pytest.mark.parametrize("bad", ["garbage", "no_data", "odd_channels", "two_dims", "empty"])
+@pytest.mark.parametrize("bad", ["missing", "garbage", "no_data", "odd_channels", "two_dims", "empty"])
 def test_bad_sample_files_name_the_file(index: Path, bad: str) -> None:
     sample = scan(index=str(index))[0]
     path = Path(sample.path)
-    if bad == "garbage":
+    if bad == "missing":
+        path.unlink()
+    elif bad == "garbage":
         path.write_bytes(b"not an hdf5 file")
     elif bad == "no_data":
         with h5py.File(path, "w") as f:

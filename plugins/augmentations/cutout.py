@@ -8,8 +8,14 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ._common import FRAME_LAYOUTS, IMAGE_MODALITIES, AugmentationParams, check_layout, per_sample, \
-    probability
+from ._common import (
+    FRAME_LAYOUTS,
+    IMAGE_MODALITIES,
+    AugmentationParams,
+    check_layout,
+    per_sample,
+    probability,
+)
 
 MODALITIES = IMAGE_MODALITIES
 LAYOUTS = FRAME_LAYOUTS

@@ -6,8 +6,15 @@ frame is negated (in ``stack2d`` the even channels 0, 2, 4 ..., otherwise channe
 
 from __future__ import annotations
 
-from ._common import FRAME_LAYOUTS, IMAGE_MODALITIES, AugmentationParams, check_layout, is_flow, \
-    per_sample, probability
+from ._common import (
+    FRAME_LAYOUTS,
+    IMAGE_MODALITIES,
+    AugmentationParams,
+    check_layout,
+    is_flow,
+    per_sample,
+    probability,
+)
 
 MODALITIES = IMAGE_MODALITIES
 LAYOUTS = FRAME_LAYOUTS

@@ -11,8 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from ._common import CLIP_LAYOUTS, IMAGE_MODALITIES, AugmentationParams, check_layout, per_sample, \
-    probability
+from ._common import CLIP_LAYOUTS, IMAGE_MODALITIES, AugmentationParams, check_layout, per_sample, probability
 
 MODALITIES = IMAGE_MODALITIES
 LAYOUTS = CLIP_LAYOUTS

@@ -7,17 +7,18 @@ without heavy libraries.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from gaitrun.data.records import Sample
 from gaitrun.errors import DataError
-
-if TYPE_CHECKING:
-    import numpy as np
 
 ROOT_HINT = "check data.params.root"
 
@@ -42,10 +43,10 @@ def existing_root(root: str, what: str) -> Path:
     return path
 
 
-def require_samples(samples: list[Sample], root: Path, what: str) -> list[Sample]:
+def require_samples(samples: list[Sample], root: Path, what: str, hint: str = ROOT_HINT) -> list[Sample]:
     """The samples sorted by (path, index); ``DataError`` naming ``root`` if there are none."""
     if not samples:
-        raise DataError(str(root), f"holds no {what}; {ROOT_HINT}")
+        raise DataError(str(root), f"holds no {what}; {hint}")
     return sorted(samples, key=lambda s: (s.path, -1 if s.index is None else s.index))
 
 

@@ -13,16 +13,27 @@ returns the frames sorted by file name as a (T, H, W) uint8 array.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
 from pathlib import Path
 
-import numpy as np
 from pydantic import Field
 
 from gaitrun.data.records import Sample
 from gaitrun.errors import DataError
 
-from ._common import (SequenceFilters, condition_of, existing_root, files_with_suffix, read_image,
-                      require_samples, subdirs)
+from ._common import (
+    SequenceFilters,
+    condition_of,
+    existing_root,
+    files_with_suffix,
+    read_image,
+    require_samples,
+    subdirs,
+)
 
 MODALITIES = {"silhouette", "optical_flow"}
 KIND = "sequence"
@@ -52,6 +63,8 @@ def scan(params: Params, *, cache_dir: Path, seed: int) -> list[Sample]:
 
 def load(sample: Sample, params: Params) -> np.ndarray:
     """The sequence's silhouettes as (T, H, W) uint8, frames in file-name order."""
+    import numpy as np
+
     folder = Path(sample.path)
     pngs = files_with_suffix(folder, (".png",)) if folder.is_dir() else []
     if not pngs:

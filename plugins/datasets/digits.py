@@ -9,10 +9,14 @@ repeated over the three channels, so the images fit the ``rgb`` modality.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from gaitrun.data.records import Sample
@@ -41,6 +45,8 @@ def scan(params: Params, *, cache_dir: Path, seed: int) -> list[Sample]:
 
 def load(sample: Sample, params: Params) -> np.ndarray:
     """Image ``sample.index`` as (8, 8, 3) uint8."""
+    import numpy as np
+
     images, _ = _digits()
     if sample.index is None or not 0 <= sample.index < len(images):
         raise DataError(SOURCE, f"has {len(images)} images, not row {sample.index}")
@@ -50,6 +56,7 @@ def load(sample: Sample, params: Params) -> np.ndarray:
 @lru_cache(maxsize=1)
 def _digits() -> tuple[np.ndarray, np.ndarray]:
     """All images as (N, 8, 8) uint8 in 0-255 and their digits (N,), read once per process."""
+    import numpy as np
     from sklearn.datasets import load_digits
 
     bunch = load_digits()

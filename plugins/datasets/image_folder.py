@@ -8,20 +8,31 @@ Layouts::
 
 Images are .png, .jpg, .jpeg or .bmp (any case). ``label`` is the class folder's name and
 ``split`` the normalised split (``train`` / ``validation`` / ``test``) or ``None``. ``load``
-returns (H, W, 3) uint8 RGB, or (H, W, 1) uint8 with ``grayscale``; resizing is the data
-pipeline's job.
+returns (H, W, 3) uint8 RGB; with ``grayscale`` the grey level is repeated over the three
+channels (colour removed, shape unchanged). Resizing is the data pipeline's job.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
 from pathlib import Path
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from gaitrun.data.records import Sample
 
-from ._common import IMAGE_SUFFIXES, class_folders, existing_root, files_with_suffix, read_image, require_samples
+from ._common import (
+    IMAGE_SUFFIXES,
+    class_folders,
+    existing_root,
+    files_with_suffix,
+    read_image,
+    require_samples,
+)
 
 MODALITIES = {"rgb"}
 KIND = "image"
@@ -33,7 +44,7 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     root: str = Field(..., description="folder holding <class>/ or <split>/<class>/ image folders")
-    grayscale: bool = Field(False, description="read images as one grey channel (H, W, 1)")
+    grayscale: bool = Field(False, description="drop colour: the grey level in all three channels")
 
 
 def scan(params: Params, *, cache_dir: Path, seed: int) -> list[Sample]:
@@ -47,6 +58,8 @@ def scan(params: Params, *, cache_dir: Path, seed: int) -> list[Sample]:
 
 
 def load(sample: Sample, params: Params) -> np.ndarray:
-    """The image as (H, W, 3) uint8 RGB, or (H, W, 1) uint8 when ``grayscale``."""
+    """The image as (H, W, 3) uint8 RGB (grey in every channel when ``grayscale``)."""
+    import numpy as np
+
     image = read_image(Path(sample.path), grayscale=params.grayscale)
-    return image[..., np.newaxis] if params.grayscale else image
+    return np.repeat(image[..., np.newaxis], 3, axis=-1) if params.grayscale else image

@@ -24,18 +24,29 @@ data whose origin you trust.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
 import json
 import pickle
 from pathlib import Path
 
-import numpy as np
 from pydantic import Field
 
 from gaitrun.data.records import Sample
 from gaitrun.errors import DataError
 
-from ._common import (SequenceFilters, condition_of, existing_root, files_with_suffix, id_key,
-                      require_samples, subdirs)
+from ._common import (
+    SequenceFilters,
+    condition_of,
+    existing_root,
+    files_with_suffix,
+    id_key,
+    require_samples,
+    subdirs,
+)
 
 MODALITIES = {"silhouette", "optical_flow"}
 KIND = "sequence"
@@ -82,6 +93,8 @@ def scan(params: Params, *, cache_dir: Path, seed: int) -> list[Sample]:
 
 def load(sample: Sample, params: Params) -> np.ndarray:
     """The sequence's pickle as an (N, H, W) uint8 array."""
+    import numpy as np
+
     folder = Path(sample.path)
     pkls = files_with_suffix(folder, (".pkl",)) if folder.is_dir() else []
     if len(pkls) <= params.file_index:
@@ -117,6 +130,8 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 
 def _unpickle_array(pkl: Path) -> np.ndarray:
     """The numpy array pickled in ``pkl``; ``DataError`` for anything else or a broken file."""
+    import numpy as np
+
     try:
         with pkl.open("rb") as f:
             value = _NumpyOnlyUnpickler(f).load()

@@ -25,11 +25,15 @@ interleaved stack of Embedded-Gait's 2D CNN.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
 import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from gaitrun.data.records import Sample
@@ -40,6 +44,7 @@ from ._common import ROOT_HINT, require_samples
 MODALITIES = {"optical_flow"}
 KIND = "sequence"
 
+INDEX_HINT = "check data.params.index"
 SET_SPLITS = {1: "train", 2: "validation", 3: "test"}
 REQUIRED_COLUMNS = ("file", "label", "videoId", "gait")
 
@@ -68,12 +73,14 @@ def scan(params: Params, *, cache_dir: Path, seed: int) -> list[Sample]:
     samples = [_sample(columns, row, root, params) for row in range(len(columns["file"]))]
     if params.skip_empty:
         samples = [s for s in samples if math.prod(_data_shape(Path(s.path))) > 0]
-    return require_samples(samples, index, "samples (its file array is empty)")
+    return require_samples(samples, index, "samples with data (its file array is empty or every "
+                                           "listed file is empty)", hint=INDEX_HINT)
 
 
 def load(sample: Sample, params: Params) -> np.ndarray:
     """The sample's optical flow as (T, H, W, 2) float32, divided by its compressFactor."""
     import h5py
+    import numpy as np
 
     path = Path(sample.path)
     height, width, channels = _flow_shape(path)
@@ -109,7 +116,7 @@ def _read_index(index: Path) -> dict[str, np.ndarray]:
     import h5py
 
     if not index.is_file():
-        raise DataError(str(index), "index file does not exist; check data.params.index")
+        raise DataError(str(index), f"index file does not exist; {INDEX_HINT}")
     try:
         with h5py.File(index, "r") as f:
             missing = [name for name in REQUIRED_COLUMNS if name not in f]
@@ -118,9 +125,9 @@ def _read_index(index: Path) -> dict[str, np.ndarray]:
                                             "Embedded-Gait index holds file, label, videoId, gait, set")
             columns = {name: _column(f[name]) for name in (*REQUIRED_COLUMNS, "set", "cam") if name in f}
     except OSError as exc:
-        raise DataError(str(index), f"cannot be read as HDF5 ({exc}); check data.params.index") from exc
+        raise DataError(str(index), f"cannot be read as HDF5 ({exc}); {INDEX_HINT}") from exc
     _check_lengths(index, columns)
-    bad_sets = sorted(set(columns.get("set", [])) - set(SET_SPLITS))
+    bad_sets = sorted({int(code) for code in columns.get("set", [])} - set(SET_SPLITS))
     if bad_sets:
         raise DataError(str(index), f"has set codes {bad_sets}; expected 1 (train), 2 (validation), 3 (test)")
     return columns
@@ -132,6 +139,7 @@ def _column(node: Any) -> np.ndarray:
     deepdish stores a list of strings as a group with one attribute (or dataset) per item.
     """
     import h5py
+    import numpy as np
 
     if isinstance(node, h5py.Group):
         items = {**dict(node.attrs), **{k: v[()] for k, v in node.items()}}
@@ -156,6 +164,9 @@ def _data_shape(path: Path) -> tuple[int, ...]:
     """The shape of a sample file's numeric ``data``; ``DataError`` if it is missing or not numbers."""
     import h5py
 
+    if not path.is_file():
+        raise DataError(str(path), f"does not exist, but the index lists it; {ROOT_HINT} "
+                                   "(the folder of the sample files)")
     try:
         with h5py.File(path, "r") as f:
             data = f.get("data")
@@ -180,6 +191,8 @@ def _flow_shape(path: Path) -> tuple[int, int, int]:
 
 def _compress_factor(f: Any, path: Path) -> float:
     """``compressFactor`` from the root attributes or a scalar dataset; 1 if absent."""
+    import numpy as np
+
     if "compressFactor" in f.attrs:
         value = f.attrs["compressFactor"]
     elif "compressFactor" in f:

@@ -17,11 +17,15 @@ once per process and kept in memory (re-read when a file's modification time cha
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from gaitrun.data.records import Sample
@@ -90,6 +94,8 @@ def _split_files(folder: Path, split: str) -> list[Path]:
 
 def _read_split(folder: Path, split: str) -> _Split:
     """A split's contents, from the cache when no file changed since it was read."""
+    import numpy as np
+
     files = _split_files(folder, split)
     for file in files:
         if not file.is_file():
@@ -110,6 +116,8 @@ def _read_split(folder: Path, split: str) -> _Split:
 def _read_table(file: Path) -> np.ndarray:
     """A whitespace-separated text file of numbers as a 2-D float32 array."""
     import warnings
+
+    import numpy as np
 
     try:
         with warnings.catch_warnings():

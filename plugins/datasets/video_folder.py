@@ -13,10 +13,14 @@ video, as (T, H, W, 3) uint8 RGB; fixed-length clips and resizing are the data p
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from gaitrun.data.records import Sample
@@ -53,6 +57,7 @@ def scan(params: Params, *, cache_dir: Path, seed: int) -> list[Sample]:
 def load(sample: Sample, params: Params) -> np.ndarray:
     """The video's frames as (T, H, W, 3) uint8 RGB (at most ``max_frames``, uniformly sampled)."""
     import cv2
+    import numpy as np
 
     path = Path(sample.path)
     capture = cv2.VideoCapture(str(path))
@@ -85,6 +90,8 @@ def _frames_to_keep(count: int, max_frames: int | None) -> set[int] | None:
 
 def _uniform(count: int, n: int) -> list[int]:
     """``n`` distinct frame indices spread evenly over ``range(count)`` (``n <= count``)."""
+    import numpy as np
+
     return sorted({int(round(i)) for i in np.linspace(0, count - 1, n)})
 
 
@@ -94,6 +101,7 @@ def _decode(capture: Any, wanted: set[int] | None) -> list[np.ndarray]:
     Frames that are not wanted are only grabbed, not converted, and decoding stops after
     the last wanted one.
     """
+
     frames: list[np.ndarray] = []
     last = max(wanted) if wanted else None
     index = 0

@@ -42,6 +42,34 @@ def cmd_synthetic(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from ..callbacks import CallbackList
+    from ..recipe import load_recipe
+    from ..registry import registries
+    from ..runfolder import RunFolder
+    from ..stages import RunContext
+    from ..stages.data import prepared, summary
+    from .inspect import contact_sheet, print_counts
+
+    loaded = load_recipe(args.recipe, args.overrides)
+    folder = RunFolder.create(loaded, ["inspect"], artifacts=args.artifacts)
+    ctx = RunContext(loaded=loaded, folder=folder, regs=registries(), callbacks=CallbackList())
+    prep = prepared(ctx)
+    info = summary(prep.samples) | {"layout": prep.kind, "input_shape": list(prep.input_shape)}
+    folder.write_json("data.json", info)
+    contact_sheet(ctx, prep, folder.file("plots", "contact_sheet.png"))
+    folder.set_status("inspect", "done")
+    if args.json:
+        import json
+        import sys
+
+        sys.stdout.write(json.dumps(info | {"run_folder": str(folder.path)}, indent=2) + "\n")
+    elif not args.quiet:
+        print_counts(info)
+        print(f"contact sheet: {folder.file('plots', 'contact_sheet.png')}")
+    return 0
+
+
 def add_data_commands(sub: argparse._SubParsersAction, common: Callable) -> None:
     data = sub.add_parser("data", help="make or inspect datasets")
     data_sub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True,
@@ -59,3 +87,9 @@ def add_data_commands(sub: argparse._SubParsersAction, common: Callable) -> None
     p.add_argument("--workers", type=int, default=2, choices=range(1, 257), metavar="N")
     common(p, overrides=False)
     p.set_defaults(func=cmd_synthetic)
+
+    p = data_sub.add_parser("inspect", help="counts per class/subject/condition/view and a contact sheet")
+    p.add_argument("recipe", type=Path)
+    p.add_argument("--artifacts", type=Path, default=None)
+    common(p)
+    p.set_defaults(func=cmd_inspect)

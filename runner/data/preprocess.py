@@ -75,7 +75,8 @@ def optical_flow(frames: np.ndarray) -> np.ndarray:
     """
     import cv2
 
-    flows = [cv2.calcOpticalFlowFarneback(a, b, None, **FARNEBACK) for a, b in zip(frames[:-1], frames[1:])]
+    pairs = zip(frames[:-1], frames[1:], strict=True)
+    flows = [cv2.calcOpticalFlowFarneback(a, b, None, **FARNEBACK) for a, b in pairs]
     if not flows:
         return np.zeros((0, *frames.shape[1:3], 2), np.float32)
     return np.stack(flows).astype(np.float32)
@@ -89,8 +90,8 @@ def resize_flow(flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if flow.shape[1:3] == (height, width):
         return flow.astype(np.float32)
     scale = np.array([width / flow.shape[2], height / flow.shape[1]], np.float32)
-    resized = [cv2.resize(f, (width, height), interpolation=cv2.INTER_LINEAR) for f in flow.astype(np.float32)]
-    return np.stack(resized) * scale
+    resized = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_LINEAR) for f in flow])
+    return resized.astype(np.float32) * scale
 
 
 def _resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -127,7 +128,8 @@ def _flow_clip(raw: np.ndarray, size: tuple[int, int], source: str) -> np.ndarra
     if np.issubdtype(raw.dtype, np.floating):
         _expect(raw, raw.ndim == 4 and raw.shape[-1] == 2, "flow (T, H, W, 2) in pixels", source)
         return resize_flow(raw, size)
-    _expect(raw, raw.dtype == np.uint8 and raw.ndim in (3, 4) and len(raw) >= 2,
+    frames_ok = raw.ndim == 3 or (raw.ndim == 4 and raw.shape[-1] == 3)
+    _expect(raw, raw.dtype == np.uint8 and frames_ok and len(raw) >= 2,
             "at least 2 uint8 frames (T, H, W) or (T, H, W, 3) to compute optical flow", source)
     if raw.ndim == 4:
         import cv2
@@ -204,6 +206,8 @@ def layout_shape(kind: str, frames: int, size: tuple[int, int], channels: int) -
               "sequence": (frames, height, width, channels), "inertial": (frames, channels)}
     if kind not in shapes:
         raise ValueError(f"unknown layout {kind!r}; known: {', '.join(shapes)}")
+    if kind == "stack2d" and channels != 2:
+        raise ValueError(f"layout 'stack2d' holds optical flow (2 channels), got {channels}")
     return shapes[kind]
 
 

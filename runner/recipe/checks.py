@@ -14,7 +14,7 @@ from ..yamlio import KeyPath
 # architecture input kind -> the (dataset kind, modality) pairs that can feed it
 INPUT_SOURCES: dict[str, set[tuple[str, str]]] = {
     "image": {("image", "rgb"), ("sequence", "silhouette")},  # silhouettes: a gait energy image
-    "stack2d": {("sequence", m) for m in ("silhouette", "optical_flow", "rgb")},
+    "stack2d": {("sequence", "optical_flow")},  # x/y flow pairs per frame, as Embedded-Gait
     "clip3d": {("sequence", m) for m in ("silhouette", "optical_flow", "rgb")},
     "sequence": {("sequence", m) for m in ("silhouette", "optical_flow", "rgb")},
     "frame_set": {("sequence", "silhouette")},
@@ -46,12 +46,18 @@ def check_data_model(recipe: Any, regs: Registries) -> Found:
 
 def check_augment(recipe: Any, regs: Registries) -> Found:
     found: Found = []
+    kind = regs["architectures"].get(recipe.model.arch).declared("INPUT_KIND")
     for i, item in enumerate(recipe.augment):
         name = next(iter(type(item).model_fields))
-        supported = regs["augmentations"].get(name).declared("MODALITIES")
+        plugin = regs["augmentations"].get(name)
+        supported = plugin.declared("MODALITIES")
+        layouts = getattr(plugin.module, "LAYOUTS", None)  # optional declaration
         if recipe.data.modality not in supported:
             found.append((("augment", i, name), f"augmentation '{name}' does not apply to "
                           f"{recipe.data.modality} data (it supports {', '.join(sorted(supported))})"))
+        elif layouts is not None and kind not in layouts:
+            found.append((("augment", i, name), f"augmentation '{name}' does not work on the {kind} input "
+                          f"of '{recipe.model.arch}' (it supports {', '.join(sorted(layouts))})"))
     return found
 
 

@@ -1,17 +1,33 @@
-"""The data stage: find the dataset's samples (generating the synthetic one if needed) and
-record what was found in ``data.json``: counts per class, subject, condition and view."""
+"""The data stage: find the samples (generating the synthetic set if needed), decode and
+preprocess them into the clip store (cached), and record counts in ``data.json`` and any
+skipped files in ``skipped.json``. ``prepared(ctx)`` gives later stages the same data."""
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from ..cache import cache_root
 from ..errors import DataError
 
 
+@dataclass
+class Prepared:
+    """The recipe's data, ready for training: store positions are sample indices."""
+
+    samples: list  # the samples in the store, in store order
+    store: Any  # ClipStore
+    labels: np.ndarray  # class index per sample
+    class_names: list[str]
+    kind: str  # the architecture's input layout
+    input_shape: tuple[int, ...]
+
+
 def scan(ctx: Any) -> list:
-    """The recipe's samples (memoised in ctx.state; cheap to redo after a resume)."""
+    """The recipe's samples (memoised in ctx.state)."""
     if "samples" not in ctx.state:
         data = ctx.recipe.data
         plugin = ctx.regs["datasets"].get(data.adapter)
@@ -24,6 +40,35 @@ def scan(ctx: Any) -> list:
     return ctx.state["samples"]
 
 
+def _input_shape(store: Any, kind: str, frames: int) -> tuple[int, ...]:
+    from ..data.preprocess import layout_shape
+
+    if kind == "inertial":
+        return (frames, store.frames.shape[-1])
+    _, h, w, c = store.frames.shape
+    return layout_shape(kind, frames, (h, w), c)
+
+
+def prepared(ctx: Any) -> Prepared:
+    """Samples, clip store and labels (memoised; rebuilt from the cache after a resume)."""
+    if "prepared" in ctx.state:
+        return ctx.state["prepared"]
+    from ..data.store import build_store
+
+    data = ctx.recipe.data
+    samples = scan(ctx)
+    plugin = ctx.regs["datasets"].get(data.adapter)
+    store = build_store(samples, plugin.impl("load"), data, cache_dir=cache_root(data.cache_dir))
+    kept = [samples[i] for i in store.kept]
+    class_names = sorted({str(s.label) for s in kept})
+    index = {name: i for i, name in enumerate(class_names)}
+    labels = np.asarray([index[str(s.label)] for s in kept], dtype=np.int64)
+    kind = ctx.regs["architectures"].get(ctx.recipe.model.arch).declared("INPUT_KIND")
+    prep = Prepared(kept, store, labels, class_names, kind, _input_shape(store, kind, data.clip.frames))
+    ctx.state["prepared"] = prep
+    return prep
+
+
 def summary(samples: list) -> dict[str, Any]:
     def count(key: str) -> dict[str, int]:
         return dict(sorted(Counter(str(s.meta(key)) for s in samples if s.meta(key) is not None).items()))
@@ -33,8 +78,15 @@ def summary(samples: list) -> dict[str, Any]:
 
 
 def run(ctx: Any) -> dict:
-    samples = scan(ctx)
-    info = summary(samples)
+    prep = prepared(ctx)
+    info = summary(prep.samples)
+    info.update({"layout": prep.kind, "input_shape": list(prep.input_shape),
+                 "frames_stored": int(prep.store.frames.shape[0]), "skipped": len(prep.store.skipped)})
     ctx.folder.write_json("data.json", info)
-    ctx.callbacks.on_message(f"  {info['samples']} samples, {len(info['classes'])} classes")
+    if prep.store.skipped:
+        ctx.folder.write_json("skipped.json", prep.store.skipped)
+        ctx.callbacks.on_message(f"  skipped {len(prep.store.skipped)} bad samples (listed in skipped.json)",
+                                 level="warning")
+    ctx.callbacks.on_message(f"  {info['samples']} samples, {len(info['classes'])} classes, "
+                             f"input {tuple(prep.input_shape)} ({prep.kind})")
     return {}

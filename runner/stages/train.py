@@ -1,9 +1,181 @@
-"""The train stage (not implemented yet)."""
+"""The train stage: for each fold, build the architecture, fit it on the tf.data pipeline
+with per-epoch checkpoints, evaluate it, and write ``folds/<k>/`` (history.csv,
+metrics.json, model.keras); then ``metrics.json`` (per fold, mean +- std, test split),
+``folds.json`` and the plots."""
 
 from __future__ import annotations
 
-from . import StageNotImplemented
+import gc
+import math
+from typing import Any
+
+import numpy as np
+
+from ..atomic import read_json
+from ..data.pipeline import Augmenter, eval_dataset, oversampled, train_dataset
+from ..train import setup
+from ..train.evaluation import evaluate_fold
+from ..train.fold import FitPlan, finish_fold, fit_fold, resume_point
+from ..train.splits import describe, make_splits
+from .data import prepared
 
 
-def run(ctx):
-    raise StageNotImplemented("training and evaluation land with issue #4 (architectures, training, CV)")
+def augmenters(ctx: Any) -> list[Augmenter]:
+    out = []
+    for item in ctx.recipe.augment:
+        name = next(iter(type(item).model_fields))
+        out.append(Augmenter(name, ctx.regs["augmentations"].get(name).impl("apply"), getattr(item, name)))
+    return out
+
+
+def _groups(ctx: Any, prep: Any, positions: np.ndarray) -> np.ndarray | None:
+    balance = ctx.recipe.data.balance
+    if balance == "class":
+        return prep.labels[positions]
+    if balance == "condition":
+        return np.asarray([str(prep.samples[p].condition) for p in positions])
+    return None
+
+
+def _build(ctx: Any, prep: Any, checkpoint: Any) -> Any:
+    import keras
+
+    if checkpoint is not None:
+        return keras.saving.load_model(checkpoint, safe_mode=True)
+    arch = ctx.regs["architectures"].get(ctx.recipe.model.arch)
+    return arch.impl("build")(input_shape=prep.input_shape, num_classes=len(prep.class_names),
+                              params=ctx.recipe.model.params)
+
+
+def _compile(model: Any, train_model: Any, loss: Any, train: Any, resumed: bool) -> None:
+    if resumed and train_model is model and getattr(model, "optimizer", None) is not None:
+        return  # the checkpoint carries the optimizer's state
+    metrics = ["accuracy"] if train.loss.name == "cross_entropy" else None
+    train_model.compile(optimizer=setup.make_optimizer(train.optimizer.name, train.optimizer.lr, train.optimizer),
+                        loss=loss, loss_weights=setup.loss_weights(train.loss), metrics=metrics)
+
+
+def train_one(ctx: Any, prep: Any, fold: Any, folder: Any, *, epochs: int, lr_scale: float = 1.0) -> Any:
+    """Fit a model on ``fold.train`` (resuming from checkpoints in ``folder``); returns it."""
+    recipe, train = ctx.recipe, ctx.recipe.train
+    done, checkpoint, history = resume_point(folder)
+    with setup.distribution_scope(train):
+        model = _build(ctx, prep, checkpoint)
+        train_model, loss, label_of = setup.training_model(model, train.loss)
+        _compile(model, train_model, loss, train, resumed=checkpoint is not None)
+    positions = oversampled(fold.train, prep.labels[fold.train]) if recipe.data.oversample else fold.train
+    common = {"kind": prep.kind, "frames": recipe.data.clip.frames, "label_of": label_of}
+    train_ds = train_dataset(prep.store, positions, prep.labels, batch_size=train.batch_size, seed=recipe.seed,
+                             augmenters=augmenters(ctx), groups=_groups(ctx, prep, positions), **common)
+    val_ds, _ = eval_dataset(prep.store, fold.val, prep.labels, stride=recipe.data.clip.stride,
+                             batch_size=train.batch_size, **common)
+    plan = FitPlan(folder=folder, epochs=epochs, steps_per_epoch=max(1, math.ceil(len(positions) / train.batch_size)),
+                   callbacks=_callbacks(ctx, folder, train), on_epoch=lambda e, logs: ctx.callbacks.on_epoch_end(fold.name, e, logs),
+                   class_weight=setup.class_weights(train, prep.labels[positions], len(prep.class_names), prep.class_names)
+                   if train.loss.name == "cross_entropy" else None)
+    ctx.callbacks.on_fold_start(fold.name, epochs)
+    fit_fold(train_model, model, train_ds, val_ds, plan, initial_epoch=done, history=history)
+    return model
+
+
+def _callbacks(ctx: Any, folder: Any, train: Any) -> list[Any]:
+    import keras
+
+    out = setup.schedule_callbacks(train, train.optimizer.lr) + setup.early_stopping(train)
+    if train.tensorboard:
+        out.append(keras.callbacks.TensorBoard(log_dir=str(folder / "tensorboard"), write_graph=False))
+    return out
+
+
+def run_fold(ctx: Any, prep: Any, fold: Any) -> dict:
+    folder = ctx.folder.file("folds", fold.name)
+    if (folder / "metrics.json").is_file():
+        return read_json(folder / "metrics.json")  # finished before an interruption
+    folder.mkdir(parents=True, exist_ok=True)
+    model = train_one(ctx, prep, fold, folder, epochs=ctx.recipe.train.epochs)
+    finish_fold(folder, model)
+    embedding = ctx.regs["architectures"].get(ctx.recipe.model.arch).declared("EMBEDDING")
+    metrics = {"fold": fold.name, "train_samples": len(fold.train), "val_samples": len(fold.val),
+               **evaluate_fold(model, prep, fold, ctx.recipe, embedding=embedding)}
+    ctx.folder.write_json(f"folds/{fold.name}/metrics.json", metrics)
+    ctx.callbacks.on_fold_end(fold.name, headline(metrics))
+    _release()
+    return metrics
+
+
+def headline(metrics: dict) -> dict[str, float]:
+    """The scalar figures of a fold's metrics, flattened (``accuracy``, ``rank1_nm``, ...)."""
+    out = {}
+    cls = metrics.get("classification", {})
+    for key, value in cls.items():
+        if isinstance(value, (int, float)):
+            out[key] = float(value)
+    for cond, value in metrics.get("knn", {}).get("rank1", {}).items():
+        if isinstance(value, (int, float)):
+            out[f"rank1_{cond}"] = float(value)
+    return out
+
+
+def _release() -> None:
+    """Free Keras/TF state between folds so host memory does not grow fold after fold."""
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
+
+
+def run(ctx: Any) -> dict:
+    from ..evaluate.classification import aggregate_folds
+
+    prep = prepared(ctx)
+    folds, test = make_splits(ctx, prep.samples)
+    ctx.folder.write_json("folds.json", describe(folds, test, prep.samples))
+    setup.configure_tensorflow(ctx.recipe.train, ctx.recipe.seed)
+    per_fold = [run_fold(ctx, prep, fold) for fold in folds]
+    summary = aggregate_folds([headline(m) for m in per_fold])
+    result = {"folds": per_fold, "summary": summary, "best_fold": _best(per_fold)}
+    if test is not None:
+        result["test"] = _score_test(ctx, prep, test, result["best_fold"])
+    ctx.folder.write_json("metrics.json", result)
+    _plots(ctx, per_fold)
+    return {}
+
+
+def _best(per_fold: list[dict]) -> str:
+    def score(m: dict) -> float:
+        h = headline(m)
+        return h.get("accuracy", h.get("rank1_nm", float(np.mean(list(h.values())) if h else 0.0)))
+
+    return max(per_fold, key=score)["fold"]
+
+
+def _score_test(ctx: Any, prep: Any, test: np.ndarray, best: str) -> dict:
+    import keras
+
+    from ..folds import Fold
+    from ..train.evaluation import evaluate_fold
+
+    model = keras.saving.load_model(ctx.folder.file("folds", best, "model.keras"), safe_mode=True)
+    fold = Fold(name="test", train=np.setdiff1d(np.arange(len(prep.samples)), test), val=test)
+    embedding = ctx.regs["architectures"].get(ctx.recipe.model.arch).declared("EMBEDDING")
+    out = {"model": f"folds/{best}/model.keras", **evaluate_fold(model, prep, fold, ctx.recipe, embedding=embedding)}
+    _release()
+    return out
+
+
+def _plots(ctx: Any, per_fold: list[dict]) -> None:
+    if not ctx.recipe.evaluate.plots:
+        return
+    from ..evaluate import plots
+
+    folder = ctx.folder
+    histories = {m["fold"]: folder.file("folds", m["fold"], "history.csv") for m in per_fold}
+    plots.plot_learning_curves({k: v for k, v in histories.items() if v.is_file()}, folder.file("plots", "learning_curves.png"))
+    first = per_fold[0]
+    cm = first.get("classification", {}).get("confusion_matrix")
+    if cm is not None:
+        names = first["classification"].get("class_names") or []
+        plots.plot_confusion_matrix(cm, names, folder.file("plots", "confusion_matrix.png"))
+    knn = first.get("knn", {})
+    if knn.get("rank1_matrix"):
+        plots.plot_rank1_heatmap(knn["rank1_matrix"], knn.get("views", []), folder.file("plots", "rank1_per_view.png"))

@@ -1,0 +1,134 @@
+"""Recipe ``train:`` settings -> Keras optimizer, loss, callbacks and the model that trains."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def make_optimizer(name: str, lr: float, cfg: Any) -> Any:
+    import keras
+
+    common = {"learning_rate": lr, "clipnorm": cfg.clipnorm}
+    if name == "sgd":
+        return keras.optimizers.SGD(momentum=cfg.momentum, nesterov=cfg.nesterov, **common)
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(momentum=cfg.momentum, **common)
+    if name == "adamw":
+        return keras.optimizers.AdamW(weight_decay=cfg.weight_decay, **common)
+    return keras.optimizers.Adam(**common)
+
+
+def uses_triplet(loss_name: str) -> bool:
+    return loss_name in ("triplet_batch_all", "triplet_batch_hard", "ce_triplet")
+
+
+def _triplet(cfg: Any) -> Any:
+    from gaitrun.losses import BatchAllTripletLoss, BatchHardTripletLoss
+
+    cls = BatchHardTripletLoss if cfg.name == "triplet_batch_hard" else BatchAllTripletLoss
+    return cls(margin=cfg.margin)
+
+
+def _embedding_output(model: Any) -> Any:
+    """The embedding layer's output: (B, D), or (B, S, D) strips; 1x1 conv maps are flattened."""
+    import keras
+
+    out = model.get_layer("embedding").output
+    return keras.layers.Flatten(name="embedding_flat")(out) if len(out.shape) > 3 else out
+
+
+def training_model(model: Any, loss_cfg: Any) -> tuple[Any, Any, Any]:
+    """(model to fit, its loss, how a label becomes the fit target) for the recipe's loss.
+
+    Cross-entropy trains the classifier output; triplet losses train the embedding layer's
+    output (the same layers, so the classifier model shares the weights); ``ce_triplet`` trains
+    both outputs with ``ce_weight`` on the cross-entropy."""
+    import keras
+
+    ce = keras.losses.SparseCategoricalCrossentropy()
+    if loss_cfg.name == "cross_entropy":
+        return model, ce, None
+    if loss_cfg.name in ("triplet_batch_all", "triplet_batch_hard"):
+        if "embedding" in getattr(model, "output_names", []) or not _has_softmax(model):
+            return model, _triplet(loss_cfg), None
+        return keras.Model(model.inputs, _embedding_output(model)), _triplet(loss_cfg), None
+    logits = _classifier_output(model)
+    both = keras.Model(model.inputs, [_embedding_output(model), logits])
+    return both, [_triplet(loss_cfg), ce], lambda y: (y, y)
+
+
+def _has_softmax(model: Any) -> bool:
+    return any(layer.name == "logits" for layer in model.layers)
+
+
+def _classifier_output(model: Any) -> Any:
+    return model.get_layer("logits").output
+
+
+def loss_weights(loss_cfg: Any) -> Any:
+    return [1.0, loss_cfg.ce_weight] if loss_cfg.name == "ce_triplet" else None
+
+
+def schedule_callbacks(train: Any, lr: float) -> list[Any]:
+    import keras
+
+    s = train.schedule
+    if s.name == "reduce_on_plateau":
+        return [keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=s.factor, patience=s.patience,
+                                                  min_lr=s.min_lr)]
+    if s.name == "cosine":
+        def cosine(epoch: int, _lr: float) -> float:
+            if epoch < s.warmup_epochs:
+                return lr * (epoch + 1) / s.warmup_epochs
+            t = (epoch - s.warmup_epochs) / max(1, train.epochs - s.warmup_epochs)
+            return max(s.min_lr, 0.5 * lr * (1 + math.cos(math.pi * t)))
+        return [keras.callbacks.LearningRateScheduler(cosine)]
+    if s.name == "step":
+        return [keras.callbacks.LearningRateScheduler(
+            lambda epoch, _lr: max(s.min_lr, lr * s.factor ** (epoch // s.step_epochs)))]
+    return []
+
+
+def early_stopping(train: Any) -> list[Any]:
+    import keras
+
+    es = train.early_stopping
+    if es is None:
+        return []
+    return [keras.callbacks.EarlyStopping(monitor=es.monitor, patience=es.patience, min_delta=es.min_delta,
+                                          restore_best_weights=es.restore_best)]
+
+
+def class_weights(train: Any, labels: Any, num_classes: int, class_names: list[str]) -> dict | None:
+    import numpy as np
+
+    cw = train.class_weights
+    if cw == "none":
+        return None
+    if cw == "balanced":
+        counts = np.bincount(labels, minlength=num_classes).astype(float)
+        return {i: (len(labels) / (num_classes * c)) if c else 0.0 for i, c in enumerate(counts)}
+    return {i: float(cw.get(name, 1.0)) for i, name in enumerate(class_names)}
+
+
+def configure_tensorflow(train: Any, seed: int) -> None:
+    """Seeds, op determinism and mixed precision, set once before building models."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    if train.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_global_policy("mixed_float16" if train.mixed_precision else "float32")
+
+
+def distribution_scope(train: Any) -> Any:
+    """``strategy: mirrored`` -> a MirroredStrategy scope over the local GPUs; else a no-op."""
+    import contextlib
+
+    if train.strategy != "mirrored":
+        return contextlib.nullcontext()
+    import tensorflow as tf
+
+    return tf.distribute.MirroredStrategy().scope()
