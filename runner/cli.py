@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import GaitrunError, RecipeError, UsageError
 
-COMMANDS = ("run", "validate", "plan", "plugins", "schema", "resume", "data")
+COMMANDS = ("run", "validate", "plan", "plugins", "schema", "resume", "data", "export", "bench", "prune", "engine")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,6 +72,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true")
     _common(p, overrides=False)
     p.set_defaults(func=cmd_resume)
+
+    for name, text in (("export", "export a finished run's model again (deploy section of its recipe)"),
+                       ("bench", "benchmark a finished run's deployed model on every backend here")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("run_folder", type=Path)
+        p.add_argument("--strict", action="store_true")
+        _common(p, overrides=False)
+        p.set_defaults(func=cmd_rerun, stage=name)
+
+    p = sub.add_parser("prune", help="prune a finished run's trained models again, without retraining")
+    p.add_argument("run_folder", type=Path)
+    p.add_argument("--percentile", type=float, required=True, help="0 <= P < 100")
+    p.add_argument("--artifacts", type=Path, default=None)
+    p.add_argument("--strict", action="store_true")
+    _common(p)
+    p.set_defaults(func=cmd_prune)
+
+    p = sub.add_parser("engine", help="TensorRT engine tools")
+    engine_sub = p.add_subparsers(dest="engine_command", metavar="ENGINE_COMMAND", required=True, parser_class=_Parser)
+    b = engine_sub.add_parser("build", help="build model.engine from a TensorRT bundle on this (GPU) machine")
+    b.add_argument("bundle", type=Path)
+    b.add_argument("--workspace-mb", type=int, default=None)
+    _common(b, overrides=False)
+    b.set_defaults(func=cmd_engine_build)
 
     from .data.cli import add_data_commands
 
@@ -239,6 +263,59 @@ def _quiet_tensorflow() -> None:
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+
+def _open_run(path: Path) -> tuple[Any, Any]:
+    from .recipe import load_recipe
+    from .runfolder import RunFolder
+
+    folder = RunFolder.open(path)
+    loaded = load_recipe(folder.file("recipe.yaml"))
+    if loaded.hash != folder.manifest["recipe_hash"]:
+        raise UsageError(f"{folder.file('recipe.yaml')} no longer matches the run's recipe hash "
+                         f"{folder.manifest['recipe_hash']}; start a new run instead")
+    return folder, loaded
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    """``gaitrun export|bench RUN``: run that stage again on a finished run."""
+    folder, loaded = _open_run(args.run_folder)
+    if args.stage not in [s["name"] for s in folder.manifest["stages"]]:
+        raise UsageError(f"{folder.path}: its recipe has no deploy section, so there is nothing to "
+                         f"{args.stage}; add deploy: and run the recipe again")
+    if folder.stage("train")["status"] != "done":
+        raise UsageError(f"{folder.path}: training has not finished; run 'gaitrun resume {folder.path}' first")
+    for name in [s["name"] for s in folder.manifest["stages"]]:
+        if name in (args.stage, "report") or (args.stage == "export" and name == "bench"):
+            folder.set_status(name, "pending")
+    return _execute(_context(loaded, folder, args), as_json=args.json, quiet=args.quiet)
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    """A new run folder that reuses RUN's data and trained folds and prunes them at P."""
+    from .recipe import load_recipe
+    from .runfolder import RunFolder
+    from .stages import plan
+
+    source, _ = _open_run(args.run_folder)
+    if source.stage("train")["status"] != "done":
+        raise UsageError(f"{source.path}: training has not finished; run 'gaitrun resume {source.path}' first")
+    overrides = [f"prune.percentile={args.percentile}", *args.overrides]
+    loaded = load_recipe(source.file("recipe.yaml"), overrides)
+    stages = [s for s in plan(loaded.recipe) if s not in ("data", "train")]
+    folder = RunFolder.create(loaded, stages, artifacts=args.artifacts)
+    folder.manifest["reuses_run"] = str(source.path.resolve())
+    folder.save()
+    return _execute(_context(loaded, folder, args), as_json=args.json, quiet=args.quiet)
+
+
+def cmd_engine_build(args: argparse.Namespace) -> int:
+    from .export import build_bundle_engine
+
+    engine = build_bundle_engine(args.bundle, workspace_mb=args.workspace_mb)
+    if not args.quiet:
+        print(f"engine written: {engine}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

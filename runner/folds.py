@@ -27,7 +27,7 @@ class Fold:
 def metadata(samples: Sequence[Sample], key: str) -> np.ndarray:
     """The metadata field ``key`` of every sample, as strings; refuse missing values."""
     values = [s.meta(key) for s in samples]
-    missing = [s.path for s, v in zip(samples, values) if v is None]
+    missing = [s.path for s, v in zip(samples, values, strict=False) if v is None]
     if missing:
         raise DataError(missing[0], f"has no '{key}' metadata ({len(missing)} samples lack it); "
                         f"choose another cv.group_by / stratify field")

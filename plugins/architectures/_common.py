@@ -6,9 +6,9 @@ Layer-naming contract (the filter-pruning engine and the k-NN evaluator rely on 
   ``bn{i}`` (``BatchNormalization``, only with ``batch_norm``), then ``act{i}`` (the activation
   layer), then optionally ``pool{i}`` and ``drop{i}``; a ``prefix`` ("set_", "gl_", ...) is put
   in front of every name;
-* for per-frame CNNs the ``conv{i}`` and ``pool{i}`` layers are ``TimeDistributed`` wrappers
-  whose inner layer is named ``conv{i}_frame`` / ``pool{i}_frame``; ``bn``/``act`` layers work
-  on the 5-D tensor directly (same weights for every frame);
+* per-frame CNNs (shared weights for every frame) fold the frames into the batch with the
+  ``FramesToBatch`` layer (``frames``) and back with ``BatchToFrames``, so their convolutions
+  are plain ``Conv2D`` layers too (see ``_layers.py`` for why not ``TimeDistributed``);
 * hidden dense layers are ``fc{i}`` (+ ``drop_fc{i}``); the classifier output is the softmax
   ``Dense`` named ``logits`` (float32 even under mixed precision; it outputs probabilities);
 * embedding models have a layer named ``embedding`` whose output is the k-NN feature.
@@ -44,51 +44,42 @@ def regularizer(l2: float) -> Any:
 
 def conv_block(
     x: Any,
-    index: int | str,
+    index: int,
     *,
     rank: Literal[1, 2, 3],
     filters: int,
     kernel: int | Sequence[int],
     strides: int | Sequence[int] = 1,
     padding: Literal["same", "valid"] = "same",
-    activation: Literal["relu", "leaky_relu", "linear"] = "relu",
+    activation: Literal["relu", "leaky_relu"] = "relu",
     batch_norm: bool = False,
     l2: float = 0.0,
     prefix: str = "",
-    per_frame: bool = False,
 ) -> Any:
     """``conv{index}`` -> optional ``bn{index}`` -> ``act{index}`` (see the module docstring).
 
-    ``leaky_relu`` uses slope 0.01 (as GaitSet). ``per_frame`` wraps the convolution in
-    ``TimeDistributed`` so one set of weights is applied to every frame of a (B, T, ...) tensor.
+    ``leaky_relu`` uses slope 0.01 (as GaitSet).
     """
     import keras
 
     conv_cls = {1: keras.layers.Conv1D, 2: keras.layers.Conv2D, 3: keras.layers.Conv3D}[rank]
-    name = f"{prefix}conv{index}"
-    conv = conv_cls(filters, kernel, strides=strides, padding=padding,
-                    kernel_regularizer=regularizer(l2), name=f"{name}_frame" if per_frame else name)
-    x = keras.layers.TimeDistributed(conv, name=name)(x) if per_frame else conv(x)
+    x = conv_cls(filters, kernel, strides=strides, padding=padding,
+                 kernel_regularizer=regularizer(l2), name=f"{prefix}conv{index}")(x)
     if batch_norm:
         x = keras.layers.BatchNormalization(name=f"{prefix}bn{index}")(x)
     if activation == "leaky_relu":
         return keras.layers.LeakyReLU(negative_slope=0.01, name=f"{prefix}act{index}")(x)
-    if activation == "relu":
-        return keras.layers.Activation("relu", name=f"{prefix}act{index}")(x)
-    return x
+    return keras.layers.Activation("relu", name=f"{prefix}act{index}")(x)
 
 
-def max_pool(x: Any, index: int | str, *, rank: Literal[1, 2, 3], pool: int = 2,
-             padding: Literal["same", "valid"] = "same", prefix: str = "",
-             per_frame: bool = False) -> Any:
-    """``pool{index}``: max pooling by ``pool`` along every spatial axis (optionally per frame)."""
+def max_pool(x: Any, index: int, *, rank: Literal[1, 2, 3], pool: int = 2,
+             padding: Literal["same", "valid"] = "same", prefix: str = "") -> Any:
+    """``pool{index}``: max pooling by ``pool`` along every spatial axis."""
     import keras
 
     pool_cls = {1: keras.layers.MaxPooling1D, 2: keras.layers.MaxPooling2D,
                 3: keras.layers.MaxPooling3D}[rank]
-    name = f"{prefix}pool{index}"
-    layer = pool_cls(pool, padding=padding, name=f"{name}_frame" if per_frame else name)
-    return keras.layers.TimeDistributed(layer, name=name)(x) if per_frame else layer(x)
+    return pool_cls(pool, padding=padding, name=f"{prefix}pool{index}")(x)
 
 
 def dropout(x: Any, rate: float, name: str) -> Any:
@@ -125,7 +116,8 @@ def check_valid_geometry(arch: str, spatial: Sequence[int | None],
     """
     sizes = list(spatial)
     for name, kernel, strides in ops:
-        sizes = [None if s is None else (s - k) // st + 1 for s, k, st in zip(sizes, kernel, strides)]
+        sizes = [None if s is None else (s - k) // st + 1
+                 for s, k, st in zip(sizes, kernel, strides, strict=True)]
         if any(s is not None and s < 1 for s in sizes):
             raise ValueError(
                 f"{arch}: input with spatial size {tuple(spatial)} is too small: layer '{name}' "

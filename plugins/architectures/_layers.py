@@ -21,6 +21,38 @@ IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
 
 
 @keras.saving.register_keras_serializable(package="gaitrun")
+class FramesToBatch(keras.layers.Layer):
+    """Fold the frame axis into the batch: (B, T, ...) -> (B*T, ...), so plain layers run per frame.
+
+    Used instead of ``TimeDistributed``, which in Keras 3 unrolls a static T into T copies of
+    the layer and, with T = None, gives wrong results after a retrace with another T.
+    """
+
+    def call(self, inputs: Any) -> Any:
+        return ops.reshape(inputs, (-1, *inputs.shape[2:]))
+
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
+        return (None, *input_shape[2:])
+
+
+@keras.saving.register_keras_serializable(package="gaitrun")
+class BatchToFrames(keras.layers.Layer):
+    """Undo ``FramesToBatch``: ``[x (B*T, ...), frames (B, T, ...)] -> (B, T, ...)``.
+
+    T is read from the second input (the original frames), so it may vary between calls.
+    """
+
+    def call(self, inputs: Sequence[Any]) -> Any:
+        folded, frames = inputs
+        return ops.reshape(folded, (-1, ops.shape(frames)[1], *folded.shape[1:]))
+
+    def compute_output_shape(self, input_shape: Sequence[Sequence[int | None]]
+                             ) -> tuple[int | None, ...]:
+        folded, frames = input_shape
+        return (frames[0], frames[1], *folded[1:])
+
+
+@keras.saving.register_keras_serializable(package="gaitrun")
 class SetMaxPooling(keras.layers.Layer):
     """Set pooling: the element-wise max over the frame axis, (B, T, ...) -> (B, ...).
 

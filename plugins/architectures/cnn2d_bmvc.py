@@ -57,7 +57,7 @@ def build(*, input_shape: tuple[int, ...], num_classes: int, params: Params) -> 
         for op in ((f"conv{i}", (k, k), (1, 1)), (f"pool{i}", (2, 2), (2, 2)))])
     inputs = keras.Input(shape=input_shape, name="input")
     x = inputs
-    for i, (n, k) in enumerate(zip(FILTERS, KERNELS), start=1):
+    for i, (n, k) in enumerate(zip(FILTERS, KERNELS, strict=True), start=1):
         x = conv_block(x, i, rank=2, filters=scaled(n, params.width), kernel=k, padding="valid",
                        batch_norm=params.batch_norm, l2=params.l2)
         x = max_pool(x, i, rank=2, padding="valid")

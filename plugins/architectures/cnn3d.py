@@ -67,7 +67,7 @@ class Params(BaseModel):
 
 
 def build(*, input_shape: tuple[int, ...], num_classes: int, params: Params) -> Any:
-    """The 3D-CNN for clips of shape ``input_shape`` (T, H, W, C); at least 23x45x45 (t, h, w)."""
+    """The 3D-CNN for clips of shape ``input_shape`` (T, H, W, C); at least 23x49x49 (t, h, w)."""
     import keras
 
     check_valid_geometry("cnn3d", input_shape[:3],

@@ -1,9 +1,9 @@
 """Per-frame CNN with shared weights + LSTM/GRU classifier for frame sequences (the video seed).
 
-Input: (T, H, W, C) frames. Every frame goes through the same CNN (``TimeDistributed`` blocks
-``conv{i}`` -> [``bn{i}``] -> ReLU ``act{i}`` -> ``pool{i}``, then ``frame_pool``: global average
-pooling per frame); the (B, T, features) sequence feeds ``rnn`` (LSTM or GRU), then
-``drop_rnn``, ``fc1..`` and the softmax ``logits``.
+Input: (T, H, W, C) frames. Every frame goes through the same CNN: ``frames`` folds the frames
+into the batch, then blocks ``conv{i}`` -> [``bn{i}``] -> ReLU ``act{i}`` -> ``pool{i}`` and
+``frame_pool`` (global average pooling); ``sequence`` unfolds the (B, T, features) sequence
+that feeds ``rnn`` (LSTM or GRU), then ``drop_rnn``, ``fc1..`` and the softmax ``logits``.
 """
 
 from __future__ import annotations
@@ -37,14 +37,16 @@ def build(*, input_shape: tuple[int | None, ...], num_classes: int, params: Para
     """The CNN+RNN for frame sequences of shape ``input_shape`` (T, H, W, C)."""
     import keras
 
+    from ._layers import BatchToFrames, FramesToBatch
+
     inputs = keras.Input(shape=input_shape, name="input")
-    x = inputs
+    x = FramesToBatch(name="frames")(inputs)
     for i, n in enumerate(params.filters, start=1):
         x = conv_block(x, i, rank=2, filters=scaled(n, params.width), kernel=params.kernel,
-                       batch_norm=params.batch_norm, l2=params.l2, per_frame=True)
-        x = max_pool(x, i, rank=2, per_frame=True)
-    x = keras.layers.TimeDistributed(keras.layers.GlobalAveragePooling2D(name="frame_pool_frame"),
-                                     name="frame_pool")(x)
+                       batch_norm=params.batch_norm, l2=params.l2)
+        x = max_pool(x, i, rank=2)
+    x = keras.layers.GlobalAveragePooling2D(name="frame_pool")(x)
+    x = BatchToFrames(name="sequence")([x, inputs])
     rnn_cls = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[params.rnn]
     x = rnn_cls(scaled(params.rnn_units, params.width), name="rnn")(x)
     x = dropout(x, params.dropout, "drop_rnn")

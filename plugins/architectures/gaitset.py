@@ -3,13 +3,13 @@
 Input: (T, H, W, 1), a set of T silhouettes (64x44 in the reference). The model is built with
 T = None, so any number of frames works at inference; the set is order-free.
 
-* frame level (shared weights, ``TimeDistributed``; same padding, LeakyReLU 0.01):
-  ``set_conv1`` 32 5x5, ``set_conv2`` 32 3x3, ``set_pool1``, ``set_conv3`` 64, ``set_conv4`` 64,
-  ``set_pool2``, ``set_conv5`` 128, ``set_conv6`` 128 (3x3);
-* set pooling (``set_max1..3``: max over frames) after ``set_pool1``, ``set_pool2`` and
-  ``set_conv6`` feeds the global branch (multilayer global pipeline): ``gl_conv1`` 64,
-  ``gl_conv2`` 64, ``gl_pool1``, ``gl_add1`` (+ set_max2), ``gl_conv3`` 128, ``gl_conv4`` 128,
-  ``gl_add2`` (+ set_max3);
+* frame level (shared weights: ``frames`` folds the frames into the batch; same padding,
+  LeakyReLU 0.01): ``set_conv1`` 32 5x5, ``set_conv2`` 32 3x3, ``set_pool1``, ``set_conv3`` 64,
+  ``set_conv4`` 64, ``set_pool2``, ``set_conv5`` 128, ``set_conv6`` 128 (3x3);
+* set pooling (``set_frames{i}`` unfolds, ``set_max{i}`` takes the max over frames) after
+  ``set_pool1``, ``set_pool2`` and ``set_conv6`` feeds the global branch (multilayer global
+  pipeline): ``gl_conv1`` 64, ``gl_conv2`` 64, ``gl_pool1``, ``gl_add1`` (+ set_max2),
+  ``gl_conv3`` 128, ``gl_conv4`` 128, ``gl_add2`` (+ set_max3);
 * horizontal pyramid mapping (``set_hpp``, ``gl_hpp``) with ``bins`` strips per scale
   (mean + max), concatenated into ``strips`` (2 x 31 = 62 at the default bins);
 * ``embedding``: one FC per strip (``StripDense``, kernel (62, 128, 256), no bias), output
@@ -42,35 +42,45 @@ class Params(BaseModel):
     width: float = width_field()
 
 
-def _conv(x: Any, index: int, filters: int, kernel: int, prefix: str, params: Params,
-          per_frame: bool) -> Any:
+def _conv(x: Any, index: int, filters: int, kernel: int, prefix: str, params: Params) -> Any:
     return conv_block(x, index, rank=2, filters=scaled(filters, params.width), kernel=kernel,
-                      activation="leaky_relu", prefix=prefix, per_frame=per_frame)
+                      activation="leaky_relu", prefix=prefix)
 
 
 def build(*, input_shape: tuple[int | None, ...], num_classes: int, params: Params) -> Any:
     """GaitSet for silhouette sets of shape ``input_shape`` (T, H, W, C); T is ignored (None)."""
     import keras
 
-    from ._layers import HorizontalPyramidPooling, SetMaxPooling, StripDense
+    from ._layers import (
+        BatchToFrames,
+        FramesToBatch,
+        HorizontalPyramidPooling,
+        SetMaxPooling,
+        StripDense,
+    )
 
     inputs = keras.Input(shape=(None, *input_shape[1:]), name="input")
-    x = _conv(inputs, 1, 32, 5, "set_", params, per_frame=True)
-    x = _conv(x, 2, 32, 3, "set_", params, per_frame=True)
-    x = max_pool(x, 1, rank=2, prefix="set_", per_frame=True)
-    gl = SetMaxPooling(name="set_max1")(x)
-    gl = _conv(gl, 1, 64, 3, "gl_", params, per_frame=False)
-    gl = _conv(gl, 2, 64, 3, "gl_", params, per_frame=False)
+
+    def set_max(x: Any, index: int) -> Any:
+        frames = BatchToFrames(name=f"set_frames{index}")([x, inputs])
+        return SetMaxPooling(name=f"set_max{index}")(frames)
+
+    x = FramesToBatch(name="frames")(inputs)
+    x = _conv(x, 1, 32, 5, "set_", params)
+    x = _conv(x, 2, 32, 3, "set_", params)
+    x = max_pool(x, 1, rank=2, prefix="set_")
+    gl = _conv(set_max(x, 1), 1, 64, 3, "gl_", params)
+    gl = _conv(gl, 2, 64, 3, "gl_", params)
     gl = max_pool(gl, 1, rank=2, prefix="gl_")
-    x = _conv(x, 3, 64, 3, "set_", params, per_frame=True)
-    x = _conv(x, 4, 64, 3, "set_", params, per_frame=True)
-    x = max_pool(x, 2, rank=2, prefix="set_", per_frame=True)
-    gl = keras.layers.Add(name="gl_add1")([gl, SetMaxPooling(name="set_max2")(x)])
-    gl = _conv(gl, 3, 128, 3, "gl_", params, per_frame=False)
-    gl = _conv(gl, 4, 128, 3, "gl_", params, per_frame=False)
-    x = _conv(x, 5, 128, 3, "set_", params, per_frame=True)
-    x = _conv(x, 6, 128, 3, "set_", params, per_frame=True)
-    x = SetMaxPooling(name="set_max3")(x)
+    x = _conv(x, 3, 64, 3, "set_", params)
+    x = _conv(x, 4, 64, 3, "set_", params)
+    x = max_pool(x, 2, rank=2, prefix="set_")
+    gl = keras.layers.Add(name="gl_add1")([gl, set_max(x, 2)])
+    gl = _conv(gl, 3, 128, 3, "gl_", params)
+    gl = _conv(gl, 4, 128, 3, "gl_", params)
+    x = _conv(x, 5, 128, 3, "set_", params)
+    x = _conv(x, 6, 128, 3, "set_", params)
+    x = set_max(x, 3)
     gl = keras.layers.Add(name="gl_add2")([gl, x])
     strips = keras.layers.Concatenate(axis=1, name="strips")([
         HorizontalPyramidPooling(params.bins, name="set_hpp")(x),

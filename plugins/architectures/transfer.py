@@ -118,10 +118,25 @@ def _backbone(params: Params, input_shape: tuple[int, ...]) -> Any:
     kwargs = dict(include_top=False, input_shape=input_shape, pooling=params.pooling, name="backbone")
     if params.weights == "imagenet":
         return _imagenet_backbone(constructor, params.backbone, kwargs)
+    path = None if params.weights is None else _weights_file(params.weights, params.backbone)
     backbone = constructor(weights=None, **kwargs)
-    if params.weights is not None:
-        _load_weights(backbone, Path(params.weights).expanduser(), params.backbone)
+    if path is not None:
+        _load_weights(backbone, path, params.backbone)
     return backbone
+
+
+def _weights_file(weights: str, name: str) -> Path:
+    """The weights path, checked to be an HDF5 file before the (slow) backbone is built."""
+    import h5py
+
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise DataError(str(path), f"no such weights file; give a .weights.h5 file saved from a "
+                        f"{name} backbone (backbone.save_weights), or weights: imagenet / null")
+    if not h5py.is_hdf5(path):
+        raise DataError(str(path), f"not an HDF5 weights file; give a .weights.h5 file saved "
+                        f"from a {name} backbone (backbone.save_weights)")
+    return path
 
 
 def _imagenet_backbone(constructor: Any, name: str, kwargs: dict[str, Any]) -> Any:
@@ -145,9 +160,7 @@ def _keras_home() -> str:
 
 
 def _load_weights(backbone: Any, path: Path, name: str) -> None:
-    if not path.is_file():
-        raise DataError(str(path), f"no such weights file; give a .weights.h5 file saved from a "
-                        f"{name} backbone (backbone.save_weights), or weights: imagenet / null")
+    """Load a weights file into ``backbone``; a file that does not fit becomes a DataError."""
     try:
         backbone.load_weights(str(path))
     except Exception as exc:  # h5py/Keras raise several types for a wrong or corrupt file

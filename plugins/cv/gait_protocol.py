@@ -38,7 +38,7 @@ def split(samples, *, params: Params, seed: int):
     conditions = np.asarray([s.condition or "" for s in samples])
     train_set = _train_subjects(sorted(set(subjects)), params.train_subjects)
     is_train = np.isin(subjects, list(train_set))
-    train, val = np.flatnonzero(is_train), np.flatnonzero(~is_train)
+    train, _val = np.flatnonzero(is_train), np.flatnonzero(~is_train)
     in_gallery = np.isin(walks, params.gallery)
     gallery = np.flatnonzero(~is_train & in_gallery)
     probe_ok = ~in_gallery if params.probe_conditions is None else np.isin(conditions, params.probe_conditions)

@@ -15,10 +15,10 @@ class Params(BaseModel):
     use_dataset_split: bool = Field(False, description="use the dataset's own train/validation folders")
 
 
-def _dataset_split(samples) -> Fold:
+def _dataset_split(samples):
     import numpy as np
 
-    from gaitrun.folds import Fold, check_disjoint, metadata
+    from gaitrun.folds import Fold
 
     splits = np.asarray([s.split or "" for s in samples])
     train = np.flatnonzero(splits == "train")

@@ -1,9 +1,88 @@
-"""The export stage (not implemented yet)."""
+"""The export stage: convert the deployed model (pruned if the recipe prunes) with the
+``deploy.target`` plugin, then the parity gate: re-score the exported model on the best fold's
+evaluation windows with the same metric as the Keras model and fail past ``deploy.max_drop``.
+Writes ``export/`` and ``export/export.json``."""
 
 from __future__ import annotations
 
-from . import StageNotImplemented
+from typing import Any
+
+import numpy as np
+
+from ..deploy_data import best_fold, calibration, deployed_model_path, windows
+from ..errors import StageError
+from ..keras_io import load_model
+from .data import prepared
 
 
-def run(ctx):
-    raise StageNotImplemented("export lands with issue #6 (deployment targets)")
+def _metric(outputs: np.ndarray, labels: np.ndarray, owners: np.ndarray, prep: Any, fold: Any,
+            is_classifier: bool) -> tuple[str, float]:
+    if is_classifier:
+        return "accuracy", float(np.mean(outputs.argmax(-1) == labels))
+    from ..evaluate.knn import protocol_eval
+    from ..train.evaluation import _gallery_probe
+
+    gallery, _ = _gallery_probe(fold, prep)
+    rows_g = np.flatnonzero(np.isin(owners, gallery))
+    rows_p = np.flatnonzero(~np.isin(owners, gallery))
+    res = protocol_eval(outputs, [prep.samples[p] for p in owners], rows_g, rows_p, k=1, protocol="none",
+                        per="subsequence", sequence_ids=owners)
+    return "rank1", float(next(iter(res["rank1"].values())))
+
+
+def _context(ctx: Any, prep: Any, fold: Any) -> Any:
+    from ..export import ExportContext
+
+    d = ctx.recipe.deploy
+    calib, _ = calibration(prep, fold.train, ctx.recipe, d.calibration_samples) if d.precision == "int8" \
+        else (np.zeros((0, *prep.input_shape), np.float32), None)
+    data = ctx.recipe.data
+    norm = {"modality": data.modality, "layout": prep.kind, "frames": data.clip.frames,
+            "size": list(data.clip.size), "scale": "silhouettes and rgb in 0..1, optical flow in pixels"}
+    return ExportContext(out_dir=ctx.folder.file("export"), precision=d.precision,
+                         batch_sizes=tuple(d.batch_sizes), calibration=calib, input_name="input",
+                         labels=list(prep.class_names), normalisation=norm, strict=ctx.strict)
+
+
+def parity(ctx: Any, model: Any, result: dict, prep: Any, fold: Any) -> dict:
+    """Score the Keras model and the exported one alike; raise past deploy.max_drop."""
+    from ..export.parity import parity_report, run_keras, score_backend
+
+    x, owners = windows(prep, fold.val if fold.gallery is None else np.concatenate([fold.gallery, fold.probe]),
+                        ctx.recipe)
+    ref = run_keras(model, x)
+    exp = score_backend(ctx.folder.file("export", result["model"]), x)
+    is_classifier = ref.ndim == 2 and model.layers[-1].name == "logits"
+    labels = prep.labels[owners]
+    report = parity_report(ref.reshape(len(ref), -1), exp.reshape(len(exp), -1), labels if is_classifier else None)
+    name, keras_metric = _metric(ref, labels, owners, prep, fold, is_classifier)
+    _, exported_metric = _metric(exp, labels, owners, prep, fold, is_classifier)
+    report.update({"metric": name, "keras": keras_metric, "exported": exported_metric,
+                   "max_drop": ctx.recipe.deploy.max_drop, "passed": keras_metric - exported_metric <= ctx.recipe.deploy.max_drop})
+    return report
+
+
+def run(ctx: Any) -> dict:
+
+    prep = prepared(ctx)
+    fold = best_fold(ctx)
+    path = deployed_model_path(ctx)
+    model = load_model(path)
+    d = ctx.recipe.deploy
+    exporter = ctx.regs["exporters"].get(d.target)
+    result = exporter.impl("export")(model, params=d, ctx=_context(ctx, prep, fold))
+    result["source_model"] = str(path.relative_to(ctx.folder.path)) if path.is_relative_to(ctx.folder.path) else str(path)
+    if result.get("model"):
+        result["parity"] = parity(ctx, model, result, prep, fold)
+    ctx.folder.write_json("export/export.json", result)
+    if result.get("parity") and not result["parity"]["passed"]:
+        from ..export.parity import check_max_drop
+
+        p = result["parity"]
+        check_max_drop(p["keras"], p["exported"], d.max_drop, target=d.target, precision=d.precision, metric=p["metric"])
+    if result.get("status") == "deferred":
+        ctx.callbacks.on_message(f"warning: {d.target} export deferred: {result.get('reason')}", level="warning")
+        if ctx.strict:
+            raise StageError("export", f"{result.get('reason')} (--strict)")
+        return {"status": "deferred", "reason": result.get("reason")}
+    return {}

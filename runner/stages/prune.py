@@ -1,9 +1,83 @@
-"""The prune stage (not implemented yet)."""
+"""The prune stage: for every fold, prune the trained model with the recipe's pruner (a
+physically smaller model), score it, fine-tune it, and score it again with the same
+evaluation as the unpruned model. Writes ``pruned/`` (model.keras of the best fold,
+pruning.json, folds/<k>/) and ``plots/filters_kept.png``."""
 
 from __future__ import annotations
 
-from . import StageNotImplemented
+from typing import Any
+
+import numpy as np
+
+from ..atomic import atomic_path, read_json
+from ..deploy_data import train_root
+from ..keras_io import load_model
+from ..train.evaluation import evaluate_fold
+from ..train.fold import finish_fold
+from ..train.splits import make_splits
+from .data import prepared
+from .train import embedding_model, headline, release, train_one
 
 
-def run(ctx):
-    raise StageNotImplemented("filter pruning lands with issue #5")
+def _fresh_head(model: Any) -> None:
+    """Re-initialise the softmax layer (Embedded-Gait fine-tunes with a fresh one)."""
+    import keras
+
+    layer = next((lyr for lyr in model.layers if lyr.name == "logits"), None)
+    if layer is None:
+        return
+    init = keras.initializers.GlorotUniform()
+    layer.kernel.assign(init(layer.kernel.shape))
+    if layer.bias is not None:
+        layer.bias.assign(np.zeros(layer.bias.shape, dtype="float32"))
+
+
+def prune_fold(ctx: Any, prep: Any, fold: Any) -> dict:
+
+    out_dir = ctx.folder.file("pruned", "folds", fold.name)
+    if (out_dir / "metrics.json").is_file():
+        return read_json(out_dir / "metrics.json")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    source = train_root(ctx) / "folds" / fold.name / "model.keras"
+    model = load_model(source)
+    pruner = ctx.regs["pruners"].get(ctx.recipe.prune.method)
+    pruned, report = pruner.impl("prune")(model, params=ctx.recipe.prune)
+    embedding = embedding_model(ctx)
+    before = evaluate_fold(model, prep, fold, ctx.recipe, embedding=embedding)
+    after_prune = evaluate_fold(pruned, prep, fold, ctx.recipe, embedding=embedding)
+    ft = ctx.recipe.prune.finetune
+    if ctx.recipe.prune.finetune.fresh_head:
+        _fresh_head(pruned)
+    if ft.epochs > 0:
+        pruned = train_one(ctx, prep, fold, out_dir, epochs=ft.epochs, initial=pruned,
+                           optimizer=ft.optimizer, lr=ft.lr)
+    finish_fold(out_dir, pruned)
+    after = evaluate_fold(pruned, prep, fold, ctx.recipe, embedding=embedding)
+    result = {"fold": fold.name, "report": report, "before": headline(before),
+              "after_pruning": headline(after_prune), "after_finetune": headline(after), "metrics": after}
+    ctx.folder.write_json(f"pruned/folds/{fold.name}/metrics.json", result)
+    release()
+    return result
+
+
+def run(ctx: Any) -> dict:
+    from ..evaluate.classification import aggregate_folds
+    from ..prune import plot_filters_kept
+
+    prep = prepared(ctx)
+    folds, _ = make_splits(ctx, prep.samples)
+    per_fold = [prune_fold(ctx, prep, f) for f in folds]
+    best = read_json(train_root(ctx) / "metrics.json")["best_fold"]
+    best_result = next(r for r in per_fold if r["fold"] == best)
+    with atomic_path(ctx.folder.file("pruned", "model.keras"), suffix=".keras") as tmp:
+        tmp.write_bytes(ctx.folder.file("pruned", "folds", best, "model.keras").read_bytes())
+    summary = {
+        "percentile": ctx.recipe.prune.percentile, "best_fold": best,
+        "report": best_result["report"],
+        "before": aggregate_folds([r["before"] for r in per_fold]),
+        "after_pruning": aggregate_folds([r["after_pruning"] for r in per_fold]),
+        "after_finetune": aggregate_folds([r["after_finetune"] for r in per_fold]),
+    }
+    ctx.folder.write_json("pruned/pruning.json", summary)
+    plot_filters_kept(best_result["report"], ctx.folder.file("plots", "filters_kept.png"))
+    return {}

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..atomic import read_json
 from ..data.pipeline import Augmenter, eval_dataset, oversampled, train_dataset
+from ..keras_io import load_model
 from ..train import setup
 from ..train.evaluation import evaluate_fold
 from ..train.fold import FitPlan, finish_fold, fit_fold, resume_point
@@ -37,54 +38,85 @@ def _groups(ctx: Any, prep: Any, positions: np.ndarray) -> np.ndarray | None:
     return None
 
 
-def _build(ctx: Any, prep: Any, checkpoint: Any) -> Any:
-    import keras
+def _build(ctx: Any, prep: Any, checkpoint: Any, initial: Any = None) -> Any:
 
     if checkpoint is not None:
-        return keras.saving.load_model(checkpoint, safe_mode=True)
+        return load_model(checkpoint)
+    if initial is not None:
+        return initial
     arch = ctx.regs["architectures"].get(ctx.recipe.model.arch)
     return arch.impl("build")(input_shape=prep.input_shape, num_classes=len(prep.class_names),
                               params=ctx.recipe.model.params)
 
 
-def _compile(model: Any, train_model: Any, loss: Any, train: Any, resumed: bool) -> None:
+def _compile(model: Any, train_model: Any, loss: Any, train: Any, resumed: bool, optimizer: str, lr: float) -> None:
     if resumed and train_model is model and getattr(model, "optimizer", None) is not None:
         return  # the checkpoint carries the optimizer's state
     metrics = ["accuracy"] if train.loss.name == "cross_entropy" else None
-    train_model.compile(optimizer=setup.make_optimizer(train.optimizer.name, train.optimizer.lr, train.optimizer),
+    train_model.compile(optimizer=setup.make_optimizer(optimizer, lr, train.optimizer),
                         loss=loss, loss_weights=setup.loss_weights(train.loss), metrics=metrics)
 
 
-def train_one(ctx: Any, prep: Any, fold: Any, folder: Any, *, epochs: int, lr_scale: float = 1.0) -> Any:
-    """Fit a model on ``fold.train`` (resuming from checkpoints in ``folder``); returns it."""
+def _phases(ctx: Any, epochs: int, initial: Any) -> list[tuple[int, float, Any]]:
+    """(last epoch, lr factor, prepare(model)) per training phase. Architectures with a
+    freeze-then-unfreeze schedule (``transfer``: ``head_epochs``, ``set_trainable``) get two."""
+    arch = ctx.regs["architectures"].get(ctx.recipe.model.arch).module
+    params = ctx.recipe.model.params
+    head = getattr(params, "head_epochs", 0)
+    if initial is not None or not hasattr(arch, "set_trainable") or not 0 < head < epochs:
+        return [(epochs, 1.0, None)]
+    unfreeze = lambda m: arch.set_trainable(m, unfreeze_top=params.unfreeze_top)  # noqa: E731
+    return [(head, 1.0, None), (epochs, params.finetune_lr_factor, unfreeze)]
+
+
+def train_one(ctx: Any, prep: Any, fold: Any, folder: Any, *, epochs: int, initial: Any = None,
+              optimizer: str | None = None, lr: float | None = None) -> Any:
+    """Fit a model on ``fold.train`` (resuming from checkpoints in ``folder``); returns it.
+    ``initial`` fine-tunes a given model (e.g. a pruned one) instead of building the recipe's."""
     recipe, train = ctx.recipe, ctx.recipe.train
     done, checkpoint, history = resume_point(folder)
+    optimizer, lr = optimizer or train.optimizer.name, lr or train.optimizer.lr
     with setup.distribution_scope(train):
-        model = _build(ctx, prep, checkpoint)
-        train_model, loss, label_of = setup.training_model(model, train.loss)
-        _compile(model, train_model, loss, train, resumed=checkpoint is not None)
+        model = _build(ctx, prep, checkpoint, initial)
     positions = oversampled(fold.train, prep.labels[fold.train]) if recipe.data.oversample else fold.train
-    common = {"kind": prep.kind, "frames": recipe.data.clip.frames, "label_of": label_of}
-    train_ds = train_dataset(prep.store, positions, prep.labels, batch_size=train.batch_size, seed=recipe.seed,
-                             augmenters=augmenters(ctx), groups=_groups(ctx, prep, positions), **common)
-    val_ds, _ = eval_dataset(prep.store, fold.val, prep.labels, stride=recipe.data.clip.stride,
-                             batch_size=train.batch_size, **common)
-    plan = FitPlan(folder=folder, epochs=epochs, steps_per_epoch=max(1, math.ceil(len(positions) / train.batch_size)),
-                   callbacks=_callbacks(ctx, folder, train), on_epoch=lambda e, logs: ctx.callbacks.on_epoch_end(fold.name, e, logs),
-                   class_weight=setup.class_weights(train, prep.labels[positions], len(prep.class_names), prep.class_names)
-                   if train.loss.name == "cross_entropy" else None)
-    ctx.callbacks.on_fold_start(fold.name, epochs)
-    fit_fold(train_model, model, train_ds, val_ds, plan, initial_epoch=done, history=history)
+    ctx.callbacks.on_fold_start(fold.name, epochs - done)
+    for until, factor, prepare in _phases(ctx, epochs, initial):
+        if done >= until:
+            continue
+        resumed = checkpoint is not None and prepare is None
+        if prepare is not None:
+            prepare(model)
+        with setup.distribution_scope(train):
+            train_model, loss, label_of = setup.training_model(model, train.loss)
+            _compile(model, train_model, loss, train, resumed=resumed, optimizer=optimizer, lr=lr * factor)
+        common = {"kind": prep.kind, "frames": recipe.data.clip.frames, "label_of": label_of}
+        train_ds = train_dataset(prep.store, positions, prep.labels, batch_size=train.batch_size, seed=recipe.seed,
+                                 augmenters=augmenters(ctx), groups=_groups(ctx, prep, positions), **common)
+        val_ds, _ = eval_dataset(prep.store, fold.val, prep.labels, stride=recipe.data.clip.stride,
+                                 batch_size=train.batch_size, **common)
+        weights = setup.class_weights(train, prep.labels[positions], len(prep.class_names), prep.class_names) \
+            if train.loss.name == "cross_entropy" else None
+        plan = FitPlan(folder=folder, epochs=until, steps_per_epoch=max(1, math.ceil(len(positions) / train.batch_size)),
+                       callbacks=_callbacks(ctx, folder, train, lr * factor), class_weight=weights,
+                       on_epoch=lambda e, logs: ctx.callbacks.on_epoch_end(fold.name, e, logs))
+        history = fit_fold(train_model, model, train_ds, val_ds, plan, initial_epoch=done, history=history)
+        done = max(done, len(history))
+        if train_model.stop_training:
+            break  # early stopping ends every phase
     return model
 
 
-def _callbacks(ctx: Any, folder: Any, train: Any) -> list[Any]:
+def _callbacks(ctx: Any, folder: Any, train: Any, lr: float) -> list[Any]:
     import keras
 
-    out = setup.schedule_callbacks(train, train.optimizer.lr) + setup.early_stopping(train)
+    out = setup.schedule_callbacks(train, lr) + setup.early_stopping(train)
     if train.tensorboard:
         out.append(keras.callbacks.TensorBoard(log_dir=str(folder / "tensorboard"), write_graph=False))
     return out
+
+
+def embedding_model(ctx: Any) -> bool:
+    return ctx.regs["architectures"].get(ctx.recipe.model.arch).declared("EMBEDDING")
 
 
 def run_fold(ctx: Any, prep: Any, fold: Any) -> dict:
@@ -94,12 +126,11 @@ def run_fold(ctx: Any, prep: Any, fold: Any) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     model = train_one(ctx, prep, fold, folder, epochs=ctx.recipe.train.epochs)
     finish_fold(folder, model)
-    embedding = ctx.regs["architectures"].get(ctx.recipe.model.arch).declared("EMBEDDING")
     metrics = {"fold": fold.name, "train_samples": len(fold.train), "val_samples": len(fold.val),
-               **evaluate_fold(model, prep, fold, ctx.recipe, embedding=embedding)}
+               **evaluate_fold(model, prep, fold, ctx.recipe, embedding=embedding_model(ctx))}
     ctx.folder.write_json(f"folds/{fold.name}/metrics.json", metrics)
     ctx.callbacks.on_fold_end(fold.name, headline(metrics))
-    _release()
+    release()
     return metrics
 
 
@@ -116,7 +147,7 @@ def headline(metrics: dict) -> dict[str, float]:
     return out
 
 
-def _release() -> None:
+def release() -> None:
     """Free Keras/TF state between folds so host memory does not grow fold after fold."""
     import keras
 
@@ -157,9 +188,9 @@ def _score_test(ctx: Any, prep: Any, test: np.ndarray, best: str) -> dict:
 
     model = keras.saving.load_model(ctx.folder.file("folds", best, "model.keras"), safe_mode=True)
     fold = Fold(name="test", train=np.setdiff1d(np.arange(len(prep.samples)), test), val=test)
-    embedding = ctx.regs["architectures"].get(ctx.recipe.model.arch).declared("EMBEDDING")
-    out = {"model": f"folds/{best}/model.keras", **evaluate_fold(model, prep, fold, ctx.recipe, embedding=embedding)}
-    _release()
+    out = {"model": f"folds/{best}/model.keras",
+           **evaluate_fold(model, prep, fold, ctx.recipe, embedding=embedding_model(ctx))}
+    release()
     return out
 
 
