@@ -44,8 +44,10 @@ def atomic_path(target: str | Path, *, suffix: str = "") -> Iterator[Path]:
     tmp = tmp_dir / (target.name if not suffix else f"{target.stem}{suffix}")
     try:
         yield tmp
+        _chmod_readable(tmp)
         if target.is_dir() and tmp.is_dir():
-            shutil.rmtree(target)
+            old = tmp_dir / ".old"
+            os.replace(target, old)  # a folder cannot be renamed over another: move the old aside
         os.replace(tmp, target)
         _fsync_dir(target.parent)
     except OSError as exc:
@@ -53,6 +55,22 @@ def atomic_path(target: str | Path, *, suffix: str = "") -> Iterator[Path]:
                              "permissions and free space") from exc
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def _chmod_readable(path: Path) -> None:
+    """Temporary files and folders are private (0600/0700); results are ordinary files."""
+    if path.is_dir():
+        path.chmod(0o755)
+    elif path.exists():
+        path.chmod(0o644)
+
+
+@contextlib.contextmanager
+def atomic_dir(target: str | Path) -> Iterator[Path]:
+    """Yield an empty temporary folder; on success it replaces the folder ``target``."""
+    with atomic_path(target) as tmp:
+        tmp.mkdir()
+        yield tmp
 
 
 def write_bytes(target: str | Path, data: bytes) -> None:

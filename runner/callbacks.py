@@ -16,6 +16,7 @@ class Callback:
     def on_epoch_end(self, fold: str, epoch: int, logs: dict[str, float]) -> None: ...
     def on_fold_end(self, fold: str, metrics: dict[str, Any]) -> None: ...
     def on_message(self, text: str, *, level: str = "info") -> None: ...
+    def on_progress(self, task: str, done: int, total: int) -> None: ...
     def on_run_end(self, status: str) -> None: ...
 
 
@@ -76,6 +77,20 @@ class ConsoleCallback(Callback):
             self._progress = None
         shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
         self.console.print(f"  fold {fold}: " + " ".join(f"{k}={v:.4g}" for k, v in shown.items()))
+
+    def on_progress(self, task: str, done: int, total: int) -> None:
+        if not self.live:
+            return
+        from rich.progress import Progress
+
+        if self._progress is None:
+            self._progress = Progress(console=self.console, transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task(task, total=total)
+        self._progress.update(self._task, completed=done, total=total)
+        if done >= total:
+            self._progress.stop()
+            self._progress = None
 
     def on_message(self, text: str, *, level: str = "info") -> None:
         style = {"warning": "yellow", "error": "red"}.get(level, "")

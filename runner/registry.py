@@ -33,10 +33,11 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import BaseModel
 

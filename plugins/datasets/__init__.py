@@ -1,7 +1,7 @@
 """Built-in dataset adapters (family ``datasets``): name -> module."""
 
 PLUGINS = {
-    #TMP "synthetic_gait": ".synthetic_gait",
+    "synthetic_gait": ".synthetic_gait",
     "casia_b": ".casia_b",
     "opengait_pkl": ".opengait_pkl",
     "tum_gaid_h5": ".tum_gaid_h5",

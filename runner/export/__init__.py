@@ -11,6 +11,7 @@ run knows about the model's inputs. Sub-modules (imported only when needed):
 - ``tensorrt_bundle`` the portable TensorRT bundle and :func:`build_bundle_engine`
 - ``trt_builder``   the standalone engine builder copied into every bundle
 - ``files``         atomic writes
+- ``arrays``        batching helpers
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import StageError
 from ..registry import PRECISIONS
+from .files import file_record
 
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["ExportContext", "build_bundle_engine", "require_precision"]
+__all__ = ["ExportContext", "build_bundle_engine", "check_calibration", "export_result", "require_precision"]
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,38 @@ def require_precision(target: str, supported: frozenset[str], ctx: ExportContext
                                    f"use one of {sorted(supported)}")
 
 
-def build_bundle_engine(bundle_dir: str | Path, *, workspace_mb: int = 1024) -> Path:
-    """Build ``model.engine`` inside a TensorRT bundle on this machine (``gaitrun engine build``)."""
+def check_calibration(ctx: ExportContext, model: Any) -> None:
+    """For int8, refuse calibration samples whose shape is not the model's input shape."""
+    if ctx.precision != "int8":
+        return
+    expected = tuple(model.inputs[0].shape[1:])
+    got = tuple(ctx.calibration.shape[1:])
+    if len(got) != len(expected) or any(e is not None and e != g for e, g in zip(expected, got, strict=False)):
+        raise StageError("export", f"calibration samples have shape {got} but the model expects "
+                                   f"{expected}: they must be preprocessed exactly like model inputs")
+
+
+def export_result(target: str, ctx: ExportContext, *, model: Path | None, files: list[Path],
+                  status: str = "done", reason: str | None = None, **extra: Any) -> dict[str, Any]:
+    """The dict an exporter returns (paths relative to ``ctx.out_dir``).
+
+    ``model`` is the artifact the parity check and benchmark load (``None`` when nothing
+    runnable here was produced, e.g. a deferred TensorRT engine); ``files`` lists everything
+    written, with sizes; ``status`` is ``done`` or ``deferred`` (then ``reason`` says why).
+    """
+    return {"target": target, "status": status, "reason": reason, "precision": ctx.precision,
+            "batch_sizes": list(ctx.batch_sizes), "input_name": ctx.input_name,
+            "model": None if model is None else model.relative_to(ctx.out_dir).as_posix(),
+            "files": [file_record(ctx.out_dir, f) for f in files], **extra}
+
+
+def build_bundle_engine(bundle_dir: str | Path, *, workspace_mb: int | None = None) -> Path:
+    """Build ``model.engine`` inside a TensorRT bundle on this machine (``gaitrun engine build``).
+
+    ``workspace_mb`` defaults to the bundle's ``metadata.json``. Raises ``DataError`` for a
+    missing or incomplete bundle and ``StageError`` when TensorRT, cuda-python or a GPU is
+    missing or the build fails.
+    """
     from .tensorrt_bundle import build_bundle_engine as build
 
     return build(bundle_dir, workspace_mb=workspace_mb)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StageError
-from .files import atomic_path
+from ..atomic import atomic_path
 
 BATCH_AXIS = "batch"
 

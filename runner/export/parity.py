@@ -69,8 +69,8 @@ def run_saved_model(path: Path, x: np.ndarray, *, batch_size: int = DEFAULT_BATC
     """Reload a SavedModel written by Keras' ``model.export`` and call its ``serve`` endpoint."""
     import tensorflow as tf
 
-    serve = tf.saved_model.load(str(path)).serve
-    return _batched(lambda b: serve(tf.constant(b)).numpy(), x, batch_size)
+    loaded = tf.saved_model.load(str(path))  # keep it referenced: it owns the variables
+    return _batched(lambda b: loaded.serve(tf.constant(b)).numpy(), x, batch_size)
 
 
 def parity_report(reference_outputs: np.ndarray, exported_outputs: np.ndarray,

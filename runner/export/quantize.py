@@ -9,6 +9,7 @@ activation ranges measured by running the calibration samples through the graph.
 
 from __future__ import annotations
 
+import importlib.util
 import tempfile
 from pathlib import Path
 from typing import Any, Literal
@@ -17,7 +18,7 @@ import numpy as np
 
 from ..errors import StageError
 from .arrays import iter_batches
-from .files import atomic_path
+from ..atomic import atomic_path
 
 CalibrationMethod = Literal["minmax", "entropy", "percentile"]
 READER_BATCH = 16
@@ -35,7 +36,9 @@ def quantize_int8(src: Path, final: Path, *, calibration: np.ndarray, input_name
                "percentile": q.CalibrationMethod.Percentile}
     with tempfile.TemporaryDirectory(dir=final.parent, prefix=".quant.") as work:
         prepared = Path(work) / "prepared.onnx"
-        quant_pre_process(str(src), str(prepared))
+        # symbolic shape inference needs sympy (optional since onnxruntime 1.2x); ONNX's own
+        # shape inference, which always runs, is enough for convolutional classifiers
+        quant_pre_process(str(src), str(prepared), skip_symbolic_shape=importlib.util.find_spec("sympy") is None)
         with atomic_path(final) as tmp:
             q.quantize_static(str(prepared), str(tmp), _reader(calibration, input_name),
                               quant_format=q.QuantFormat.QDQ, per_channel=per_channel,

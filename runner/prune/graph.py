@@ -220,8 +220,11 @@ class _Walk:
         return Layout(inputs[0].segments, repeat=math.prod(spatial))
 
     def _concat(self, node: Node, inputs: list[Layout], _: Any) -> Layout | None:
+        """Channels side by side: the segments follow each other (offsets)."""
         if any(lay.repeat > 1 or lay.width == 0 for lay in inputs):  # 0: unknown channel count
-            return self._merge(node, inputs, None)
+            for lay in inputs:
+                self.block(lay, f"'{node.config['name']}' concatenates flattened or unsized tensors")
+            return None
         return Layout(tuple(seg for lay in inputs for seg in lay.segments))
 
     def _merge(self, node: Node, inputs: list[Layout], _: Any) -> Layout | None:
@@ -233,10 +236,10 @@ class _Walk:
             for lay in inputs:
                 self.block(lay, f"'{node.config['name']}' combines inputs whose channels do not line up")
             return None
-        for segs in zip(*(lay.segments for lay in inputs)):
+        for segs in zip(*(lay.segments for lay in inputs), strict=True):
             sources = {src for src, _ in segs}
             if None in sources:
-                self.block(Layout(segs), f"'{node.config['name']}' adds them to channels that stay")
+                self.block(Layout(segs), f"'{node.config['name']}' combines them with channels that stay")
             else:
                 self._union(sorted(sources))
         return first

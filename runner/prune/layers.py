@@ -37,9 +37,7 @@ def conv_filters(layer: Any) -> int:
 
 def conv_kernel(layer: Any) -> Any:
     """The kernel of a convolution (possibly wrapped in ``TimeDistributed``) as a NumPy array."""
-    import keras
-
-    return keras.ops.convert_to_numpy(_unwrap(layer)[0].kernel)
+    return _unwrap(layer)[0].kernel.numpy()
 
 
 def classify(node: Node) -> tuple[str, Any]:

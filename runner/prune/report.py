@@ -56,7 +56,7 @@ def plot_filters_kept(report: dict[str, Any], path: str | Path) -> Path:
     x = np.arange(len(names))
     ax.bar(x, before, color="#cccccc", label="original")
     ax.bar(x, after, color="#1f77b4", label="kept")
-    for xi, b, a in zip(x, before, after):
+    for xi, b, a in zip(x, before, after, strict=True):
         ax.text(xi, b, f"{a / b:.0%}", ha="center", va="bottom", fontsize=8)
     ax.set_xticks(x, names, rotation=45, ha="right")
     ax.set_ylabel("filters")

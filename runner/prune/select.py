@@ -102,7 +102,7 @@ def _select_unit(scores: list[np.ndarray], thresholds: list[float], *, min_filte
                  granularity: int) -> np.ndarray:
     """Kept indices of one layer or group: every channel at or above a member's threshold, then
     the best-scoring others until the count rules are met."""
-    above = np.any([s >= t for s, t in zip(scores, thresholds)], axis=0)
+    above = np.any([s >= t for s, t in zip(scores, thresholds, strict=True)], axis=0)
     best = np.max(scores, axis=0)
     n = len(best)
     count = kept_count(int(above.sum()), n, min_filters=min_filters, granularity=granularity)

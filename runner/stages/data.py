@@ -58,7 +58,8 @@ def prepared(ctx: Any) -> Prepared:
     data = ctx.recipe.data
     samples = scan(ctx)
     plugin = ctx.regs["datasets"].get(data.adapter)
-    store = build_store(samples, plugin.impl("load"), data, cache_dir=cache_root(data.cache_dir))
+    store = build_store(samples, plugin.impl("load"), data, cache_dir=cache_root(data.cache_dir),
+                        progress=lambda done, total: ctx.callbacks.on_progress("decoding and preprocessing", done, total))
     kept = [samples[i] for i in store.kept]
     class_names = sorted({str(s.label) for s in kept})
     index = {name: i for i, name in enumerate(class_names)}

@@ -137,13 +137,14 @@ def run_fold(ctx: Any, prep: Any, fold: Any) -> dict:
 def headline(metrics: dict) -> dict[str, float]:
     """The scalar figures of a fold's metrics, flattened (``accuracy``, ``rank1_nm``, ...)."""
     out = {}
-    cls = metrics.get("classification", {})
-    for key, value in cls.items():
-        if isinstance(value, (int, float)):
-            out[key] = float(value)
-    for cond, value in metrics.get("knn", {}).get("rank1", {}).items():
-        if isinstance(value, (int, float)):
-            out[f"rank1_{cond}"] = float(value)
+    for key, value in metrics.get("classification", {}).items():
+        if isinstance(value, float):
+            out[key] = value
+    knn = metrics.get("knn", {})
+    for table in ("rank1", "rank1_sequence"):
+        for cond, value in (knn.get(table) or {}).items():
+            if isinstance(value, (int, float)):
+                out[f"{table}_{cond}"] = float(value)
     return out
 
 
@@ -208,5 +209,6 @@ def _plots(ctx: Any, per_fold: list[dict]) -> None:
         names = first["classification"].get("class_names") or []
         plots.plot_confusion_matrix(cm, names, folder.file("plots", "confusion_matrix.png"))
     knn = first.get("knn", {})
-    if knn.get("rank1_matrix"):
-        plots.plot_rank1_heatmap(knn["rank1_matrix"], knn.get("views", []), folder.file("plots", "rank1_per_view.png"))
+    matrix = knn.get("rank1_matrix") or knn.get("rank1_sequence_matrix")
+    if matrix:
+        plots.plot_rank1_heatmap(matrix, knn.get("views", []), folder.file("plots", "rank1_per_view.png"))

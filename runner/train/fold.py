@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +39,12 @@ def _checkpoint_callback(plan: FitPlan, full_model: Any, rows: list[dict]) -> An
     import keras
 
     class EpochCheckpoint(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.started = time.perf_counter()
+
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             logs = {k: float(v) for k, v in (logs or {}).items()}
+            logs["epoch_time_s"] = round(time.perf_counter() - self.started, 4)
             lr = getattr(self.model.optimizer, "learning_rate", None)
             if lr is not None:
                 logs["lr"] = float(keras.ops.convert_to_numpy(lr))

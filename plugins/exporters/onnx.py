@@ -1,0 +1,58 @@
+"""ONNX (FP32, FP16 or INT8 QDQ) with a dynamic batch axis, for ONNX Runtime and other runtimes.
+
+- fp32: Keras 3's own ONNX exporter (it drives tf2onnx for Keras 3 models; see
+  ``gaitrun.export.onnx_convert`` for why not ``tf2onnx.convert.from_keras``).
+- fp16: onnxconverter-common's ``convert_float_to_float16`` with float32 inputs/outputs kept,
+  so callers feed and read float32 whatever the precision.
+- int8: ONNX Runtime static quantization, QDQ format, per-channel weights, activation ranges
+  calibrated on ``ctx.calibration`` (training-split samples) after ``quant_pre_process``.
+
+Writes ``model.<precision>.onnx``; the input is named ``ctx.input_name`` and its first axis
+``batch`` in every variant.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PRECISIONS = frozenset({"fp32", "fp16", "int8"})
+
+
+class Params(BaseModel):
+    """ONNX-specific options."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    opset: int = Field(17, ge=13, le=18, description="ONNX opset of the exported graph")
+    calibration_method: Literal["minmax", "entropy", "percentile"] = Field(
+        "minmax", description="int8: how activation ranges are taken from the calibration samples")
+    per_channel: bool = Field(True, description="int8: one weight scale per output channel")
+
+
+def export(model: Any, *, params: Params, ctx: Any) -> dict[str, Any]:
+    """Export ``model`` to ``ctx.out_dir/model.<precision>.onnx``."""
+    from gaitrun.export import check_calibration, export_result, require_precision
+    from gaitrun.export.onnx_convert import keras_to_onnx, to_fp16
+    from gaitrun.export.quantize import quantize_int8
+
+    require_precision("onnx", PRECISIONS, ctx)
+    check_calibration(ctx, model)
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    final = ctx.out_dir / f"model.{ctx.precision}.onnx"
+    if ctx.precision == "fp32":
+        keras_to_onnx(model, final, input_name=ctx.input_name, opset=params.opset)
+    else:
+        with tempfile.TemporaryDirectory(dir=ctx.out_dir, prefix=".onnx.") as work:
+            fp32 = Path(work) / "model.fp32.onnx"
+            keras_to_onnx(model, fp32, input_name=ctx.input_name, opset=params.opset)
+            if ctx.precision == "fp16":
+                to_fp16(fp32, final)
+            else:
+                quantize_int8(fp32, final, calibration=ctx.calibration, input_name=ctx.input_name,
+                              method=params.calibration_method, per_channel=params.per_channel)
+    extra = {"calibration_samples": len(ctx.calibration)} if ctx.precision == "int8" else {}
+    return export_result("onnx", ctx, model=final, files=[final], opset=params.opset, **extra)

@@ -1,0 +1,165 @@
+"""The clip store and the tf.data pipeline: determinism, windows, balancing, over-sampling,
+the disk cache, and the bad-sample policy on a CASIA-B tree with a truncated PNG and an
+empty sequence folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from gaitrun.data.pipeline import eval_dataset, oversampled, train_dataset
+from gaitrun.data.store import ClipStore, build_store
+from gaitrun.errors import DataError
+from gaitrun.plugins.datasets import casia_b
+from gaitrun.recipe.sections import Clip, DataBase
+
+
+class Data(DataBase):
+    adapter: str = "casia_b"
+    params: casia_b.Params
+
+
+def _walker(size=(32, 24), frames=10, shift=0) -> np.ndarray:
+    out = np.zeros((frames, *size), np.uint8)
+    for t in range(frames):  # a body whose outline changes from frame to frame
+        w = 3 + (t + shift) % 7
+        out[t, 4:28, 8:8 + w] = 255
+        out[t, 4 + (t % 5):12, 8 + w:12 + w] = 255
+    return out
+
+
+def _tree(root: Path, subjects=3, walks=("nm-01", "nm-02", "bg-01")) -> Path:
+    for s in range(1, subjects + 1):
+        for w in walks:
+            folder = root / f"{s:03d}" / w / "090"
+            folder.mkdir(parents=True)
+            for t, frame in enumerate(_walker(shift=s)):
+                cv2.imwrite(str(folder / f"{s:03d}-{w}-090-{t + 1:03d}.png"), frame)
+    return root
+
+
+def _data(root: Path, **kw) -> Data:
+    return Data(params=casia_b.Params(root=str(root)), modality="silhouette",
+                clip=Clip(frames=4, size=(16, 12)), **kw)
+
+
+def _store(root: Path, tmp: Path, **kw) -> tuple[list, ClipStore]:
+    data = _data(root, **kw)
+    samples = casia_b.scan(data.params, cache_dir=tmp, seed=0)
+    return samples, build_store(samples, casia_b.load, data, cache_dir=tmp / "cache")
+
+
+def _take(ds, n: int) -> list[np.ndarray]:
+    it = iter(ds)
+    return [next(it)[0].numpy() for _ in range(n)]
+
+
+def test_store_concatenates_clips(tmp_path):
+    samples, store = _store(_tree(tmp_path / "c"), tmp_path, cache="none")
+    assert len(store.kept) == len(samples) == 9
+    assert store.frames.dtype == np.float16 and store.frames.shape[1:] == (16, 12, 1)
+    assert list(store.lengths) == [10] * 9 and store.offsets[3] == 30
+
+
+def test_train_stream_is_deterministic_for_a_seed(tmp_path):
+    _, store = _store(_tree(tmp_path / "c"), tmp_path, cache="none")
+    pos, labels = np.arange(9), np.arange(9) % 3
+
+    def stream(seed: int) -> list[np.ndarray]:
+        return _take(train_dataset(store, pos, labels, kind="clip3d", frames=4, batch_size=4, seed=seed), 3)
+
+    a, b, c = stream(1), stream(1), stream(2)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
+    assert a[0].shape == (4, 4, 16, 12, 1)
+
+
+def test_eval_windows_cover_every_sample_in_order(tmp_path):
+    _, store = _store(_tree(tmp_path / "c"), tmp_path, cache="none")
+    ds, owners = eval_dataset(store, np.array([0, 4]), None, kind="clip3d", frames=4, stride=3, batch_size=16)
+    x = next(iter(ds)).numpy()
+    assert list(owners) == [0, 0, 0, 4, 4, 4]  # starts 0, 3, 6 of 10 frames
+    np.testing.assert_array_equal(x[1], store.clip(0)[3:7].astype(np.float32))
+
+
+def test_layouts_image_and_stack(tmp_path):
+    _, store = _store(_tree(tmp_path / "c"), tmp_path, cache="none")
+    ds, _ = eval_dataset(store, np.array([0]), None, kind="image", frames=4, stride=4, batch_size=4)
+    gei = next(iter(ds)).numpy()[0]
+    np.testing.assert_allclose(gei, store.clip(0)[0:4].astype(np.float32).mean(0), atol=1e-6)
+
+
+def test_balanced_sampling_draws_groups_equally(tmp_path):
+    _, store = _store(_tree(tmp_path / "c"), tmp_path, cache="none")
+    pos = np.arange(9)
+    groups = np.array(["a"] * 7 + ["b"] * 2)
+    labels = np.where(groups == "a", 0, 1)
+    ds = train_dataset(store, pos, labels, kind="clip3d", frames=4, batch_size=50, seed=0, groups=groups)
+    y = next(iter(ds))[1].numpy()
+    assert abs(np.mean(y == 1) - 0.5) < 0.2  # 2 of 9 samples, yet about half the draws
+
+
+def test_oversampling_repeats_rare_classes():
+    out = oversampled(np.arange(6), np.array([0, 0, 0, 0, 1, 1]))
+    assert np.bincount(np.array([0, 0, 0, 0, 1, 1])[out]).tolist() == [4, 4]
+
+
+def test_disk_cache_is_reused(tmp_path):
+    root = _tree(tmp_path / "c")
+    samples, first = _store(root, tmp_path, cache="disk")
+    data = _data(root, cache="disk")
+
+    def refuse(sample, params):
+        raise AssertionError("decoded again instead of using the cache")
+
+    again = build_store(samples, refuse, data, cache_dir=tmp_path / "cache")
+    np.testing.assert_array_equal(np.asarray(again.frames), np.asarray(first.frames))
+
+
+def _break(root: Path) -> tuple[Path, Path]:
+    bad_png = sorted((root / "002" / "nm-02" / "090").glob("*.png"))[3]
+    bad_png.write_bytes(bad_png.read_bytes()[:20])  # truncated
+    empty = root / "003" / "bg-01" / "090"
+    for f in empty.glob("*.png"):
+        f.unlink()
+    return bad_png, empty
+
+
+def test_bad_sample_error_names_the_file(tmp_path):
+    root = _tree(tmp_path / "c")
+    bad_png, empty = _break(root)
+    with pytest.raises(DataError) as info:
+        _store(root, tmp_path, cache="none")
+    assert info.value.path in (str(bad_png), str(empty))
+    assert "on_bad_sample: skip" in str(info.value)
+
+
+def test_bad_samples_skipped_and_listed(tmp_path):
+    root = _tree(tmp_path / "c")
+    bad_png, empty = _break(root)
+    samples, store = _store(root, tmp_path, cache="none", on_bad_sample="skip")
+    skipped = {s["path"] for s in store.skipped}
+    assert skipped == {str(bad_png), str(empty)}
+    assert len(store.kept) == len(samples) - 2
+
+
+def test_data_stage_writes_skipped_json(tmp_path, run_cli):
+    root = _tree(tmp_path / "c")
+    _break(root)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"""\
+name: bad_data
+data: {{adapter: casia_b, params: {{root: {root}}}, modality: silhouette, clip: {{frames: 4, size: [16, 12]}},
+        on_bad_sample: skip, cache: none}}
+model: {{arch: gaitset, params: {{width: 0.125}}}}
+train: {{loss: {{name: triplet_batch_all}}, epochs: 1}}
+""")
+    code, _, err = run_cli("data", "inspect", recipe, "--artifacts", tmp_path / "art", "--quiet")
+    assert code == 0, err
+    run = next((tmp_path / "art" / "bad_data").iterdir())
+    assert json.loads((run / "data.json").read_text())["samples"] == 7
+    assert (run / "plots" / "contact_sheet.png").stat().st_size > 1000
