@@ -235,8 +235,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     loaded = load_recipe(args.recipe, args.overrides)
     if loaded.recipe.search is not None:
-        raise GaitrunError("Ray Tune sweeps (the search: section) land with issue #7; run the recipe "
-                           "once without it: --set search=null")
+        from .sweep import run_sweep
+
+        return run_sweep(loaded, artifacts=args.artifacts, strict=args.strict, quiet=args.quiet, as_json=args.json)
     folder = RunFolder.create(loaded, plan(loaded.recipe), artifacts=args.artifacts)
     return _execute(_context(loaded, folder, args), as_json=args.json, quiet=args.quiet)
 
@@ -244,7 +245,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from .recipe import load_recipe
     from .runfolder import RunFolder
+    from .sweep import is_sweep_folder, resume_sweep
 
+    if is_sweep_folder(args.run_folder):
+        return resume_sweep(args.run_folder, strict=args.strict, quiet=args.quiet, as_json=args.json)
     folder = RunFolder.open(args.run_folder)
     loaded = load_recipe(folder.file("recipe.yaml"))
     if loaded.hash != folder.manifest["recipe_hash"]:

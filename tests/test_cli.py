@@ -110,25 +110,36 @@ def test_schema_validates_shipped_recipes():
         jsonschema.validate(load_file(recipe).data, schema)
 
 
-def test_run_stops_at_unimplemented_stage_then_resume(run_cli, recipe_file, tmp_path):
+FAST = ["--set", "data.max_samples=300", "--set", "train.epochs=1", "--set", "cv.folds=2"]
+
+
+def test_run_then_stage_level_resume(run_cli, recipe_file, tmp_path):
     artifacts = tmp_path / "artifacts"
-    code, out, err = run_cli("run", recipe_file, "--artifacts", artifacts, "--quiet")
+    code, out, err = run_cli("run", recipe_file, "--artifacts", artifacts, "--quiet", *FAST)
+    assert code == 0, err
     run_dir = next((artifacts / "digits_test").iterdir())
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    statuses = {s["name"]: s["status"] for s in manifest["stages"]}
-    if statuses["train"] == "not_implemented":
-        assert code == 1 and "run stopped at stage 'train'" in err and "issue #4" in err
-        assert statuses == {"data": "done", "train": "not_implemented", "report": "pending"}
-        data_mtime = (run_dir / "data.json").stat().st_mtime_ns
-        code, _, err = run_cli("resume", run_dir, "--quiet")
-        assert code == 1 and (run_dir / "data.json").stat().st_mtime_ns == data_mtime  # not redone
-    else:
-        assert code == 0 and set(statuses.values()) == {"done"}
-    assert json.loads((run_dir / "data.json").read_text())["samples"] == 1797
+    assert [(s["name"], s["status"]) for s in manifest["stages"]] == [
+        ("data", "done"), ("train", "done"), ("report", "done")]
+    code, out, _ = run_cli("resume", run_dir)
+    assert code == 0 and "nothing to resume" in out
+    # a crash during the report stage: resume runs only what is unfinished
+    manifest["stages"][2]["status"] = "running"
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    (run_dir / "report.md").unlink()
+    mtimes = {p: p.stat().st_mtime_ns for p in (run_dir / "data.json", run_dir / "metrics.json")}
+    code, _, err = run_cli("resume", run_dir, "--quiet")
+    assert code == 0, err
+    assert (run_dir / "report.md").is_file()
+    assert all(p.stat().st_mtime_ns == t for p, t in mtimes.items())  # finished stages not redone
+    assert json.loads((run_dir / "data.json").read_text())["samples"] == 300
 
 
 def test_resume_refuses_edited_recipe(run_cli, recipe_file, tmp_path):
-    run_cli("run", recipe_file, "--artifacts", tmp_path, "--quiet")
+    from gaitrun.recipe import load_recipe
+    from gaitrun.runfolder import RunFolder
+
+    RunFolder.create(load_recipe(recipe_file), ["data", "train"], artifacts=tmp_path)
     run_dir = next((tmp_path / "digits_test").iterdir())
     text = (run_dir / "recipe.yaml").read_text()
     (run_dir / "recipe.yaml").write_text(text.replace("epochs: 2", "epochs: 3"))

@@ -57,7 +57,8 @@ CASES = [
     # cross-section checks
     (("modality: rgb", "modality: inertial"), ["recipe.yaml:6:13: data.modality: dataset 'digits' provides rgb, not 'inertial'",
                                                "recipe.yaml:9:5: augment.0.shift: augmentation 'shift' does not apply to inertial data (it supports optical_flow, rgb, silhouette)"]),
-    (("arch: simple_cnn", "arch: har_lstm"), "recipe.yaml:11:9: model.arch: architecture 'har_lstm' takes inertial input, which rgb images from 'digits' cannot feed (it needs: inertial inertials)"),
+    (("arch: simple_cnn", "arch: har_lstm"), ["recipe.yaml:9:5: augment.0.shift: augmentation 'shift' does not work on the inertial input of 'har_lstm'",
+                                              "recipe.yaml:11:9: model.arch: architecture 'har_lstm' takes inertial input, which rgb images from 'digits' cannot feed (it needs: inertial inertials)"]),
     (("- shift: {max_px: 1}", "- flow_threshold: {}"), "recipe.yaml:9:5: augment.0.flow_threshold: augmentation 'flow_threshold' does not apply to rgb data (it supports optical_flow)"),
 ]
 

@@ -98,13 +98,16 @@ def _augment_item_type(reg: Registry, names: tuple[str, ...]) -> Any:
     return _tagged_union(members, pick)
 
 
-def _named(data: Any, section: str) -> set[Any]:
+def _named(data: Any, section: str) -> set[str]:
+    """The plugin names a section of the raw document gives (strings only)."""
     _, selector, _, default = SECTIONS[section]
     value = data.get(section) if isinstance(data, dict) else None
     if section == "augment":
-        return {next(iter(v)) for v in value if isinstance(v, dict) and len(v) == 1} \
-            if isinstance(value, list) else set()
-    return {value.get(selector, default)} if isinstance(value, dict) else set()
+        names = [next(iter(v)) for v in value if isinstance(v, dict) and len(v) == 1] \
+            if isinstance(value, list) else []
+    else:
+        names = [value.get(selector, default)] if isinstance(value, dict) else []
+    return {n for n in names if isinstance(n, str)}
 
 
 def selection(data: Any, regs: Registries) -> Selection:
@@ -114,7 +117,7 @@ def selection(data: Any, regs: Registries) -> Selection:
     out = []
     for section, (family, _, _, default) in SECTIONS.items():
         reg = regs[family]
-        names = {n for n in _named(data, section) if isinstance(n, str) and n in reg}
+        names = {n for n in _named(data, section) if n in reg}
         if not names:
             names = {default if default in reg else reg.names()[0]}
         out.append((section, tuple(sorted(names))))

@@ -19,8 +19,10 @@ def predict_rows(model: Any, prep: Any, positions: np.ndarray, recipe: Any, *, o
     sub = keras.Model(model.inputs, layer)
     ds, owners = eval_dataset(prep.store, positions, None, kind=prep.kind, frames=recipe.data.clip.frames,
                               stride=recipe.data.clip.stride, batch_size=recipe.train.batch_size)
-    out = sub.predict(ds, verbose=0)
-    return np.asarray(out, dtype=np.float32), owners
+    out = np.asarray(sub.predict(ds, verbose=0), dtype=np.float32)
+    if out.ndim > 3:  # a 1x1 convolutional code (cnn3d): one vector per window
+        out = out.reshape(len(out), -1)
+    return out, owners
 
 
 def per_sample(values: np.ndarray, owners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,87 @@
+"""Sweep folders: ``artifacts/<name>/<UTC time>-<recipe hash>-sweep/``.
+
+Layout: ``sweep.json`` (the manifest that tells a sweep from a run folder), ``recipe.yaml``
+(the resolved recipe, with its ``search:``), ``tune/`` (Ray Tune's experiment state, for
+``gaitrun resume``), ``trials/<trial id>/<run id>/`` (each trial's ordinary run folder),
+``trials.csv``, ``best_recipe.yaml``, ``pareto.json`` and ``plots/``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..atomic import read_json, write_json, write_text
+from ..errors import RunFolderError
+from ..runfolder import default_artifacts, now
+
+MANIFEST = "sweep.json"
+KIND = "gaitrun-sweep"
+
+
+def is_sweep_folder(path: str | Path) -> bool:
+    return (Path(path) / MANIFEST).is_file()
+
+
+@dataclass
+class SweepFolder:
+    """One sweep's folder and its manifest."""
+
+    path: Path
+    manifest: dict[str, Any]
+
+    @classmethod
+    def create(cls, loaded: Any, *, artifacts: Path | None, strict: bool) -> SweepFolder:
+        base = (artifacts or default_artifacts()) / loaded.recipe.name
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        path = base / f"{stamp}-{loaded.hash}-sweep"
+        for n in range(2, 1000):
+            if not path.exists():
+                break
+            path = base / f"{stamp}-{loaded.hash}-{n}-sweep"
+        try:
+            path.mkdir(parents=True)
+        except OSError as exc:
+            raise RunFolderError(f"cannot create sweep folder {path}: {exc.strerror}; check that "
+                                 f"{base} is writable (or set GAITRUN_ARTIFACTS)") from exc
+        manifest = {"kind": KIND, "sweep_id": path.name, "name": loaded.recipe.name,
+                    "recipe_hash": loaded.hash, "created": now(), "source": str(loaded.path),
+                    "workdir": os.getcwd(), "strict": strict, "status": "created", "runs": []}
+        folder = cls(path.resolve(), manifest)
+        write_text(path / "recipe.yaml", loaded.yaml())
+        folder.save()
+        return folder
+
+    @classmethod
+    def open(cls, path: str | Path) -> SweepFolder:
+        path = Path(path)
+        if not is_sweep_folder(path):
+            raise RunFolderError(f"{path} is not a sweep folder (no {MANIFEST})")
+        try:
+            manifest = read_json(path / MANIFEST)
+        except ValueError as exc:
+            raise RunFolderError(f"{path / MANIFEST}: not valid JSON ({exc})") from exc
+        return cls(path.resolve(), manifest)
+
+    def save(self) -> None:
+        write_json(self.path / MANIFEST, self.manifest)
+
+    def set_status(self, status: str) -> None:
+        """``running``, ``done`` or ``interrupted``; each start is logged under ``runs``."""
+        self.manifest["status"] = status
+        if status == "running":
+            self.manifest["runs"].append({"started": now(), "pid": os.getpid()})
+        self.save()
+
+    def file(self, *parts: str) -> Path:
+        return self.path.joinpath(*parts)
+
+    @property
+    def tune_dir(self) -> Path:
+        return self.file("tune")
+
+    def trial_dir(self, trial_id: str) -> Path:
+        return self.file("trials", trial_id)

@@ -1,0 +1,141 @@
+"""Run a sweep with Ray Tune: the Tuner from the ``search:`` section, on a local Ray that
+gaitrun starts (``address: null``) or on an existing cluster (``"auto"``, ``host:port`` or
+``$RAY_ADDRESS``); ``resume_sweep`` restores an interrupted sweep from its ``tune/`` state.
+Ray is imported only here, when a sweep runs."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from ..recipe.search import Search
+from .folder import SweepFolder
+from .results import summarize
+from .space import param_space, targets
+from .trainable import run_trial
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None) -> Iterator[str]:
+    """Connect to ``address`` (else $RAY_ADDRESS, else a new local Ray) for the block."""
+    import ray
+
+    target = address or os.environ.get("RAY_ADDRESS") or "local"
+    local = {"include_dashboard": False} if target == "local" else {}
+    try:
+        ray.init(address=target, log_to_driver=False, logging_level=logging.WARNING, **local)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise UsageError(f"cannot connect to the Ray cluster at '{target}': {exc}; start it with "
+                         "'ray start --head' or set search.address: null for a local Ray") from exc
+    try:
+        yield target
+    finally:
+        ray.shutdown()
+
+
+def trial_dirname(trial: Any) -> str:
+    """Tune's folder of a trial under ``tune/``: its id (the run folder is under ``trials/<id>/``)."""
+    return trial.trial_id
+
+
+def _trainable(folder: SweepFolder, search: Search, strict: bool) -> Any:
+    from ray import tune
+
+    fn = tune.with_parameters(run_trial, sweep_dir=str(folder.path), search=search,
+                              workdir=folder.manifest["workdir"], strict=strict)
+    return tune.with_resources(fn, {"cpu": search.resources.cpu, "gpu": search.resources.gpu})
+
+
+def _searcher(search: Search, seed: int) -> Any:
+    """Tune's variant generator (grid, random; it limits concurrency itself) or Optuna's TPE."""
+    if search.algorithm != "optuna":
+        from ray.tune.search import BasicVariantGenerator
+
+        return BasicVariantGenerator(max_concurrent=search.max_concurrent, random_state=seed)
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    sampler = optuna.samplers.TPESampler(seed=seed)
+    if search.objectives is None:
+        return OptunaSearch(sampler=sampler)  # metric and mode come from TuneConfig
+    return OptunaSearch(metric=[o.metric for o in search.objectives], mode=[o.mode for o in search.objectives],
+                        sampler=sampler)
+
+
+def _scheduler(search: Search, epochs: int) -> Any:
+    """ASHA or the median rule on ``training_iteration`` (one per reported epoch). In Pareto
+    mode they stop on the first objective. ASHA's rungs lie within the first fold's epochs."""
+    if search.scheduler == "fifo":
+        return None
+    from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule
+
+    first = targets(search)[0]
+    given = {"metric": first.metric, "mode": first.mode} if search.objectives else {}
+    if search.scheduler == "asha":
+        return ASHAScheduler(time_attr="training_iteration", max_t=epochs, grace_period=1,
+                             stop_last_trials=False, **given)
+    return MedianStoppingRule(time_attr="training_iteration", grace_period=1, **given)
+
+
+def _new_tuner(folder: SweepFolder, recipe: Any, *, verbose: int) -> Any:
+    from ray import tune
+
+    search = recipe.search
+    single = search.objectives is None
+    tune_config = tune.TuneConfig(
+        metric=search.metric if single else None, mode=search.mode if single else None,
+        search_alg=_searcher(search, recipe.seed), scheduler=_scheduler(search, recipe.train.epochs),
+        num_samples=search.num_samples,
+        max_concurrent_trials=search.max_concurrent if search.algorithm == "optuna" else None,
+        time_budget_s=search.time_budget_s, trial_dirname_creator=trial_dirname)
+    run_config = tune.RunConfig(name=folder.tune_dir.name, storage_path=str(folder.path), verbose=verbose,
+                                failure_config=tune.FailureConfig(max_failures=search.max_failures))
+    return tune.Tuner(_trainable(folder, search, folder.manifest["strict"]), param_space=param_space(search),
+                      tune_config=tune_config, run_config=run_config)
+
+
+def _execute(folder: SweepFolder, search: Search, make_tuner: Callable[[], Any], *, quiet: bool,
+             as_json: bool) -> int:
+    folder.set_status("running")
+    with ray_session(search.address):
+        make_tuner().fit()
+    return summarize(folder, search, quiet=quiet, as_json=as_json)
+
+
+def run_sweep(loaded: Any, *, artifacts: Path | None = None, strict: bool = False, quiet: bool = False,
+              as_json: bool = False) -> int:
+    """``gaitrun run`` of a recipe with ``search:``: a new sweep folder, every trial, the results."""
+    folder = SweepFolder.create(loaded, artifacts=artifacts, strict=strict)
+    if not quiet and not as_json:
+        print(f"sweep folder: {folder.path}", flush=True)
+    verbose = 0 if quiet or as_json else 1
+    return _execute(folder, loaded.recipe.search, lambda: _new_tuner(folder, loaded.recipe, verbose=verbose),
+                    quiet=quiet, as_json=as_json)
+
+
+def resume_sweep(path: str | Path, *, strict: bool = False, quiet: bool = False, as_json: bool = False) -> int:
+    """``gaitrun resume SWEEP``: finished trials stay, unfinished and failed ones run on."""
+    from ..recipe import load_recipe
+
+    folder = SweepFolder.open(path)
+    loaded = load_recipe(folder.file("recipe.yaml"))
+    if loaded.hash != folder.manifest["recipe_hash"]:
+        raise UsageError(f"{folder.file('recipe.yaml')} no longer matches the sweep's recipe hash "
+                         f"{folder.manifest['recipe_hash']}; start a new sweep instead of resuming")
+    folder.manifest["strict"] = folder.manifest["strict"] or strict
+    verbose = 0 if quiet or as_json else 1
+
+    def make_tuner() -> Any:
+        from ray import tune
+
+        if not tune.Tuner.can_restore(str(folder.tune_dir)):
+            return _new_tuner(folder, loaded.recipe, verbose=verbose)  # interrupted before Tune saved
+        return tune.Tuner.restore(str(folder.tune_dir), trainable=_trainable(folder, loaded.recipe.search,
+                                  folder.manifest["strict"]), resume_unfinished=True, resume_errored=True)
+
+    return _execute(folder, loaded.recipe.search, make_tuner, quiet=quiet, as_json=as_json)
