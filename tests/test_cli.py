@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import BASE_RECIPE
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
+
 from gaitrun.errors import DataError
 from gaitrun.plugins.datasets import _common
 from gaitrun.registry import Registry
-from pydantic import ValidationError
 
 ADAPTERS = ["casia_b", "opengait_pkl", "tum_gaid_h5", "image_folder", "video_folder", "uci_har", "digits"]
 HEAVY = ("cv2", "h5py", "sklearn", "tensorflow")

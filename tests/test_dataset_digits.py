@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gaitrun.data.preprocess import prepare
-from gaitrun.plugins.datasets import digits
 from pydantic import ValidationError
 from sklearn.datasets import load_digits
+
+from gaitrun.data.preprocess import prepare
+from gaitrun.plugins.datasets import digits
 
 
 def scan(**params) -> list:

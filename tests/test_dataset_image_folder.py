@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from gaitrun.data.preprocess import prepare
 from gaitrun.errors import DataError
 from gaitrun.plugins.datasets import image_folder

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from gaitrun.data.preprocess import prepare
 from gaitrun.data.records import Sample
 from gaitrun.errors import DataError

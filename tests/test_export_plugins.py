@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from gaitrun.atomic import atomic_dir, atomic_path, write_bytes
 from gaitrun.errors import StageError
 from gaitrun.export import ExportContext, check_calibration
 from gaitrun.export.arrays import even_batch_size
-from gaitrun.atomic import atomic_dir, atomic_path, write_bytes
 from gaitrun.export.tensorrt_bundle import profile_shapes
 from gaitrun.registry import Registry
 

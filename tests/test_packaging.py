@@ -3,8 +3,9 @@ no generic top-level name (runner, plugins) is claimed in site-packages."""
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 

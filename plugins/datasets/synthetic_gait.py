@@ -9,12 +9,16 @@ One sample per ``<subject>/<walk>/<view>`` folder, laid out as CASIA-B is.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
 import hashlib
 import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from gaitrun.data.records import Sample
@@ -79,6 +83,7 @@ def scan(params: Params, *, cache_dir: Path, seed: int) -> list[Sample]:
 def load(sample: Sample, params: Params) -> np.ndarray:
     """The sequence's frames as (T, H, W) uint8, in file-name order."""
     import cv2
+    import numpy as np
 
     pngs = sorted(Path(sample.path).glob("*.png"))
     if not pngs:

@@ -23,9 +23,9 @@ class Params(BaseModel):
 
 def export(model: Any, *, params: Params, ctx: Any) -> dict[str, Any]:
     """Export ``model`` as a SavedModel folder in ``ctx.out_dir``."""
+    from gaitrun.atomic import atomic_dir
     from gaitrun.errors import StageError
     from gaitrun.export import export_result, require_precision
-    from gaitrun.atomic import atomic_dir
 
     require_precision("saved_model", PRECISIONS, ctx)
     final = ctx.out_dir / FOLDER

@@ -32,9 +32,9 @@ class Params(BaseModel):
 
 def export(model: Any, *, params: Params, ctx: Any) -> dict[str, Any]:
     """Write the bundle in ``ctx.out_dir``; build the engine when this machine can."""
+    from gaitrun.atomic import atomic_dir
     from gaitrun.errors import StageError
     from gaitrun.export import check_calibration, export_result, require_precision, trt_builder
-    from gaitrun.atomic import atomic_dir
     from gaitrun.export.tensorrt_bundle import build_bundle_engine
 
     require_precision("tensorrt", PRECISIONS, ctx)

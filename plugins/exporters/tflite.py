@@ -33,9 +33,9 @@ class Params(BaseModel):
 
 def export(model: Any, *, params: Params, ctx: Any) -> dict[str, Any]:
     """Export ``model`` to ``ctx.out_dir/model.<precision>.tflite``."""
+    from gaitrun.atomic import write_bytes
     from gaitrun.errors import StageError
     from gaitrun.export import check_calibration, export_result, require_precision
-    from gaitrun.atomic import write_bytes
 
     require_precision("tflite", PRECISIONS, ctx)
     check_calibration(ctx, model)

@@ -15,8 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import StageError
 from ..atomic import atomic_path
+from ..errors import StageError
 
 BATCH_AXIS = "batch"
 

@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..errors import StageError
 from .arrays import iter_batches
-from ..atomic import atomic_path
 
 CalibrationMethod = Literal["minmax", "entropy", "percentile"]
 READER_BATCH = 16
