@@ -110,7 +110,9 @@ def _emit_json(payload: Any) -> None:
 
 
 def _error(exc: GaitrunError, *, as_json: bool) -> int:
-    lines = [str(p) for p in exc.problems] if isinstance(exc, RecipeError) else [str(exc)]
+    from .errors import printable
+
+    lines = [str(p) for p in exc.problems] if isinstance(exc, RecipeError) else [printable(str(exc))]
     if as_json:
         _emit_json({"ok": False, "exit_code": exc.exit_code, "errors": lines})
     else:

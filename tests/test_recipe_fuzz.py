@@ -93,3 +93,25 @@ def test_garbage_yaml_never_crashes(tmp_path, text, cut):
 @given(key=st.text(max_size=30), value=st.text(max_size=30))
 def test_garbage_overrides_never_crash(tmp_path, key, value):
     _check(tmp_path, BASE_RECIPE, ["--set", f"{key}={value}"])
+
+
+FLAGS = st.sampled_from(["--set", "--quiet", "--json", "--strict", "--artifacts", "--percentile", "-x", "--",
+                         "--help=no", "validate", "plan", "plugins", "schema", "nonsense", "=", "a=b", "-"])
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(command=st.sampled_from(["validate", "plan", "plugins", "resume", "prune", "export", "bench", "data"]),
+       args=st.lists(st.one_of(FLAGS, st.text(max_size=12)), max_size=5))
+def test_garbage_flags_never_crash(tmp_path, command, args):
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main([command, *args])
+        except SystemExit as exc:  # --help prints help and exits 0
+            code = exc.code
+    assert code in (0, 2), err.getvalue()
+    assert "Traceback" not in err.getvalue()
+    assert all(LOCATED.match(line) or ": error:" in line for line in err.getvalue().splitlines() if line.strip())

@@ -79,3 +79,17 @@ def test_killed_mid_fold_resumes_and_finishes(tmp_path):
     assert json.loads((run / "metrics.json").read_text())["summary"]["folds"] == 2
     stages = {s["name"]: s["status"] for s in json.loads((run / "manifest.json").read_text())["stages"]}
     assert set(stages.values()) == {"done"}
+
+
+def test_deterministic_rerun_gives_identical_metrics(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(RECIPE.replace("EPOCHS", "2").replace("batch_size: 32,", "batch_size: 32, deterministic: true,"))
+    results = []
+    for artifacts in ("a", "b"):
+        proc = _gaitrun("run", str(recipe), "--artifacts", artifacts, "--quiet", "--set", "data.max_samples=400",
+                        cwd=tmp_path)
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+        run = next((tmp_path / artifacts / "digits_train").iterdir())
+        results.append(json.loads((run / "metrics.json").read_text())["folds"])
+    assert results[0] == results[1]

@@ -117,6 +117,7 @@ def configure_tensorflow(train: Any, seed: int) -> None:
     import keras
     import tensorflow as tf
 
+    tf.get_logger().setLevel("ERROR")  # retracing notices for evaluation sub-models are not for users
     keras.utils.set_random_seed(seed)
     if train.deterministic:
         tf.config.experimental.enable_op_determinism()
