@@ -123,3 +123,14 @@ def check_valid_geometry(arch: str, spatial: Sequence[int | None],
                 f"{arch}: input with spatial size {tuple(spatial)} is too small: layer '{name}' "
                 f"(kernel {tuple(kernel)}, strides {tuple(strides)}, valid padding) would have no "
                 f"output; use a larger clip/frame size")
+
+
+def conv_pool_stack(x: Any, params: Any, *, rank: Literal[1, 2, 3]) -> Any:
+    """``conv{i}`` (+ ``bn{i}``) -> ``act{i}`` -> ``pool{i}`` -> ``drop{i}`` for each entry of
+    ``params.filters`` (scaled by ``params.width``), as the simple classifiers use them."""
+    for i, n in enumerate(params.filters, start=1):
+        x = conv_block(x, i, rank=rank, filters=scaled(n, params.width), kernel=params.kernel,
+                       batch_norm=params.batch_norm, l2=params.l2)
+        x = max_pool(x, i, rank=rank)
+        x = dropout(x, params.dropout, f"drop{i}")
+    return x

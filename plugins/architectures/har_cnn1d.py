@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._common import classifier_head, conv_block, dropout, max_pool, scaled, width_field
+from ._common import classifier_head, conv_pool_stack, scaled, width_field
 
 INPUT_KIND = "inertial"
 EMBEDDING = False
@@ -36,12 +36,7 @@ def build(*, input_shape: tuple[int, ...], num_classes: int, params: Params) -> 
     import keras
 
     inputs = keras.Input(shape=input_shape, name="input")
-    x = inputs
-    for i, n in enumerate(params.filters, start=1):
-        x = conv_block(x, i, rank=1, filters=scaled(n, params.width), kernel=params.kernel,
-                       batch_norm=params.batch_norm, l2=params.l2)
-        x = max_pool(x, i, rank=1)
-        x = dropout(x, params.dropout, f"drop{i}")
+    x = conv_pool_stack(inputs, params, rank=1)
     x = keras.layers.GlobalAveragePooling1D(name="gap")(x)
     outputs = classifier_head(x, units=[scaled(u, params.width) for u in params.dense_units],
                               dropout_rate=params.head_dropout, num_classes=num_classes, l2=params.l2)
