@@ -11,6 +11,7 @@ import numpy as np
 
 from ..atomic import atomic_path, read_json
 from ..deploy_data import train_root
+from ..errors import StageError
 from ..keras_io import load_model
 from ..train.evaluation import evaluate_fold
 from ..train.fold import finish_fold
@@ -41,7 +42,10 @@ def prune_fold(ctx: Any, prep: Any, fold: Any) -> dict:
     source = train_root(ctx) / "folds" / fold.name / "model.keras"
     model = load_model(source)
     pruner = ctx.regs["pruners"].get(ctx.recipe.prune.method)
-    pruned, report = pruner.impl("prune")(model, params=ctx.recipe.prune)
+    try:
+        pruned, report = pruner.impl("prune")(model, params=ctx.recipe.prune)
+    except ValueError as exc:  # e.g. prune.exclude naming a layer the model does not have
+        raise StageError("prune", f"{exc}; check prune.exclude against the model's layer names") from exc
     embedding = embedding_model(ctx)
     before = evaluate_fold(model, prep, fold, ctx.recipe, embedding=embedding)
     after_prune = evaluate_fold(pruned, prep, fold, ctx.recipe, embedding=embedding)
