@@ -2,6 +2,7 @@
 
 PLUGINS = {
     "synthetic_gait": ".synthetic_gait",
+    "synthetic_imu": ".synthetic_imu",
     "casia_b": ".casia_b",
     "opengait_pkl": ".opengait_pkl",
     "tum_gaid_h5": ".tum_gaid_h5",

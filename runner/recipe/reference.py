@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..plugin_table import _fmt_default, _param_rows, _type_name
-from ..registry import registries
+from ..registry import Registries
 from .model import SECTIONS
 from .search import Domain, Search
 from .sections import CvBase, DataBase, DeployBase, Evaluate, PruneBase, Train
@@ -47,7 +47,8 @@ def _nested_model(annotation: Any) -> type[BaseModel] | None:
 
 
 def render() -> str:
-    regs = registries()
+    regs = Registries()  # built-ins only: the README must not depend on what else is installed
+    regs.load_builtins()
     out = [START, "", "| key | type | default | meaning |", "|---|---|---|---|"]
     out += [f"| `{k}` | {t} | | {d} |" for k, t, d in TOP]
     plugin_sections = [("data", DataBase), ("model", None), ("cv", CvBase), ("prune", PruneBase),
