@@ -6,11 +6,12 @@ exposes, per family:
 ==============  ==========================================  ==============================
 family          callables                                   declarations
 ==============  ==========================================  ==============================
-datasets        ``scan(params, *, cache_dir,      ``MODALITIES`` (set of
-                seed)``, ``load(sample, params)``           modalities), ``KIND``
+datasets        ``scan(params, *, cache_dir, seed)``,       ``MODALITIES`` (set of
+                ``load(sample, params)``                    modalities), ``KIND``
 architectures   ``build(*, input_shape, num_classes,        ``INPUT_KIND``, ``EMBEDDING``
                 params)``
-augmentations   ``apply(x, *, params, seed, layout)``       ``MODALITIES``
+augmentations   ``apply(x, *, params, seed, layout)``       ``MODALITIES`` (+ optional
+                                                            ``LAYOUTS``)
 cv              ``split(samples, *, params, seed)``         --
 pruners         ``prune(model, *, params)``                 --
 exporters       ``export(model, *, params, ctx)``           ``PRECISIONS``
