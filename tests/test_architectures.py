@@ -209,3 +209,14 @@ def test_transfer_preprocessing_matches_keras_applications(mobilenet):
     np.testing.assert_allclose(caffe, expected, rtol=1e-5, atol=1e-4)
     for constructor, _ in transfer.BACKBONES.values():
         assert callable(getattr(keras.applications, constructor))
+
+
+def test_transfer_from_scratch_trains_everything():
+    """Random weights: no frozen head phase, BatchNormalization learns its statistics."""
+    import keras
+
+    assert transfer.head_epochs(transfer.Params(backbone="mobilenet_v2", weights=None, head_epochs=3)) == 0
+    assert transfer.head_epochs(transfer.Params(backbone="mobilenet_v2", weights="w.h5", head_epochs=3)) == 3
+    backbone = tiny_model("transfer").get_layer("backbone")  # fresh: other tests re-freeze the shared one
+    bns = [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert backbone.trainable and bns and all(layer.trainable for layer in bns)

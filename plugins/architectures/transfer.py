@@ -68,15 +68,25 @@ def build(*, input_shape: tuple[int, ...], num_classes: int, params: Params) -> 
     """Backbone + head for images of shape ``input_shape`` (H, W, 3)."""
     import keras
 
+    pretrained = params.weights is not None
     inputs = keras.Input(shape=input_shape, name="input")
     x = _preprocess(params)(inputs)
-    x = _backbone(params, input_shape)(x, training=False)
+    backbone = _backbone(params, input_shape)
+    # pretrained: BatchNormalization keeps its statistics (Keras' transfer-learning advice);
+    # random weights: the statistics must be learnt, so the backbone trains like any layer
+    x = backbone(x, training=False) if pretrained else backbone(x)
     x = dropout(x, params.dropout, "drop_features")
     outputs = classifier_head(x, units=[scaled(u, params.width) for u in params.dense_units],
                               dropout_rate=params.dropout, num_classes=num_classes, l2=params.l2)
     model = keras.Model(inputs, outputs, name=f"transfer_{params.backbone}")
-    set_trainable(model, unfreeze_top=0 if params.head_epochs > 0 else params.unfreeze_top)
+    if pretrained:
+        set_trainable(model, unfreeze_top=0 if params.head_epochs > 0 else params.unfreeze_top)
     return model
+
+
+def head_epochs(params: Params) -> int:
+    """Epochs of the head-only phase: none without pretrained weights (random features)."""
+    return params.head_epochs if params.weights is not None else 0
 
 
 def set_trainable(model: Any, *, unfreeze_top: int | None) -> None:

@@ -59,10 +59,11 @@ def _compile(model: Any, train_model: Any, loss: Any, train: Any, resumed: bool,
 
 def _phases(ctx: Any, epochs: int, initial: Any) -> list[tuple[int, float, Any]]:
     """(last epoch, lr factor, prepare(model)) per training phase. Architectures with a
-    freeze-then-unfreeze schedule (``transfer``: ``head_epochs``, ``set_trainable``) get two."""
+    freeze-then-unfreeze schedule (optional hooks ``head_epochs(params)`` and
+    ``set_trainable(model, unfreeze_top=...)``, as ``transfer`` has) get two."""
     arch = ctx.regs["architectures"].get(ctx.recipe.model.arch).module
     params = ctx.recipe.model.params
-    head = getattr(params, "head_epochs", 0)
+    head = arch.head_epochs(params) if hasattr(arch, "head_epochs") else 0
     if initial is not None or not hasattr(arch, "set_trainable") or not 0 < head < epochs:
         return [(epochs, 1.0, None)]
     unfreeze = lambda m: arch.set_trainable(m, unfreeze_top=params.unfreeze_top)  # noqa: E731
