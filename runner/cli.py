@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="write to this file instead of stdout")
     p.set_defaults(func=cmd_schema, quiet=False, json=True)
 
-    p = sub.add_parser("resume", help="continue an interrupted run from its first unfinished stage")
+    p = sub.add_parser("resume", help="continue an interrupted run (from its first unfinished stage) or sweep")
     p.add_argument("run_folder", type=Path)
     p.add_argument("--strict", action="store_true")
     _common(p, overrides=False)

@@ -46,6 +46,9 @@ class RecipeError(GaitrunError):
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
 
+    def __reduce__(self):  # picklable, so errors cross process boundaries (Ray trials)
+        return (type(self), (self.problems,))
+
 
 class UsageError(GaitrunError):
     """A bad command-line flag or argument."""
@@ -59,6 +62,9 @@ class PluginError(GaitrunError):
         self.plugin = plugin
         super().__init__(message)
 
+    def __reduce__(self):
+        return (_rebuild, (type(self), (str(self),), {"family": self.family, "plugin": self.plugin}))
+
 
 class DataError(GaitrunError):
     """A data file or folder is missing, empty or corrupt. ``path`` names it."""
@@ -67,6 +73,9 @@ class DataError(GaitrunError):
         self.path = str(path)
         self.reason = message
         super().__init__(f"{path}: {message}")
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.reason))
 
 
 class RunFolderError(GaitrunError):
@@ -80,4 +89,12 @@ class StageError(GaitrunError):
 
     def __init__(self, stage: str, message: str):
         self.stage = stage
+        self.reason = message
         super().__init__(f"stage '{stage}' failed: {message}")
+
+    def __reduce__(self):
+        return (type(self), (self.stage, self.reason))
+
+
+def _rebuild(cls: type, args: tuple, kwargs: dict) -> Exception:
+    return cls(*args, **kwargs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -107,7 +108,17 @@ class RunFolder:
             manifest = read_json(manifest_path)
         except ValueError as exc:
             raise RunFolderError(f"{manifest_path}: not valid JSON ({exc})") from exc
-        return cls(path, manifest)
+        folder = cls(path, manifest)
+        folder.remove_temporaries()
+        return folder
+
+    def remove_temporaries(self) -> None:
+        """Delete what atomic writes of a killed process left (``.<name>.<random>.tmp``)."""
+        for tmp in sorted(self.path.rglob(".*.tmp"), key=lambda p: len(p.parts)):
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
 
     # --- manifest ----------------------------------------------------------------------------
     def save(self) -> None:

@@ -77,3 +77,28 @@ def test_pending_stages_rerun_a_crashed_stage(recipe_file, tmp_path):
     folder.set_status("train", "running")  # the process died here
     reopened = RunFolder.open(folder.path)
     assert reopened.pending_stages() == ["train", "report"]
+
+
+def test_errors_survive_pickling():
+    """Errors cross process boundaries (Ray trials) intact."""
+    import pickle
+
+    from gaitrun.errors import DataError, PluginError, Problem, RecipeError, StageError
+
+    for err in (DataError("a.png", "truncated"), StageError("export", "too lossy"),
+                PluginError("bad", family="cv", plugin="x"), RecipeError([Problem("r.yaml", 1, 2, "k", "m")])):
+        back = pickle.loads(pickle.dumps(err))
+        assert type(back) is type(err) and str(back) == str(err)
+    assert pickle.loads(pickle.dumps(DataError("a.png", "truncated"))).path == "a.png"
+
+
+def test_explicit_null_survives_the_resolved_recipe(tmp_path):
+    from conftest import BASE_RECIPE
+
+    path = tmp_path / "r.yaml"
+    path.write_text(BASE_RECIPE.replace("cv: {scheme: stratified_kfold, folds: 3}",
+                                        "cv: {scheme: holdout, group_by: null}"))
+    loaded = load_recipe(path)
+    folder = RunFolder.create(loaded, ["data"], artifacts=tmp_path / "art")
+    again = load_recipe(folder.path / "recipe.yaml")
+    assert again.recipe.cv.group_by is None and again.hash == loaded.hash

@@ -17,6 +17,7 @@ from gaitrun.recipe import load_recipe
 from gaitrun.recipe.search import Domain, Objective, Search
 from gaitrun.sweep.folder import SweepFolder, is_sweep_folder
 from gaitrun.sweep.results import best_row, columns, pareto_front, table_csv, write_pareto
+from gaitrun.sweep.run import tune_config
 from gaitrun.sweep.space import decode, param_space, targets, trial_overrides, trial_values, tune_domain
 from gaitrun.sweep.trainable import epoch_result, final_metrics, last_epochs
 
@@ -179,3 +180,32 @@ def test_sweep_folder(tmp_path: Path, recipe_file: Path):
     again = SweepFolder.open(folder.path)
     assert again.manifest["recipe_hash"] == loaded.hash and again.manifest["status"] == "created"
     assert load_recipe(folder.file("recipe.yaml")).hash == loaded.hash
+
+
+@pytest.mark.parametrize(("algorithm", "scheduler"), [("grid", "fifo"), ("random", "asha"), ("optuna", "median")])
+def test_tune_config_single_metric(recipe_file: Path, algorithm: str, scheduler: str):
+    from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule
+    from ray.tune.search import BasicVariantGenerator
+    from ray.tune.search.optuna import OptunaSearch
+
+    space = "{train.optimizer.lr: {loguniform: [0.0001, 0.01]}}"
+    loaded = load_recipe(recipe_file, [f"search={{space: {space}, algorithm: {algorithm}, scheduler: {scheduler}, "
+                                       "num_samples: 3, max_concurrent: 2, time_budget_s: 60, metric: accuracy}"])
+    cfg = tune_config(loaded.recipe)
+    assert (cfg.metric, cfg.mode, cfg.num_samples, cfg.time_budget_s) == ("accuracy", "max", 3, 60)
+    searcher = {"grid": BasicVariantGenerator, "random": BasicVariantGenerator, "optuna": OptunaSearch}[algorithm]
+    assert isinstance(cfg.search_alg, searcher) and not cfg.reuse_actors
+    sched = {"fifo": type(None), "asha": ASHAScheduler, "median": MedianStoppingRule}[scheduler]
+    assert type(cfg.scheduler) is sched
+    # the variant generator limits concurrency itself; Optuna gets Tune's limiter
+    assert cfg.max_concurrent_trials == (2 if algorithm == "optuna" else None)
+
+
+def test_tune_config_pareto(recipe_file: Path):
+    loaded = load_recipe(recipe_file, ["search={space: {train.optimizer.lr: {uniform: [0.001, 0.01]}}, "
+                                       "algorithm: optuna, scheduler: asha, objectives: [{metric: accuracy, mode: max}, "
+                                       "{metric: latency_ms_b1, mode: min}]}"])
+    cfg = tune_config(loaded.recipe)
+    assert cfg.metric is None and cfg.mode is None  # each part gets its own
+    assert (cfg.search_alg.metric, cfg.search_alg.mode) == (["accuracy", "latency_ms_b1"], ["max", "min"])
+    assert cfg.scheduler.metric == "accuracy"  # ASHA stops on the first objective

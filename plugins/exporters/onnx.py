@@ -46,7 +46,7 @@ def export(model: Any, *, params: Params, ctx: Any) -> dict[str, Any]:
     if ctx.precision == "fp32":
         keras_to_onnx(model, final, input_name=ctx.input_name, opset=params.opset)
     else:
-        with tempfile.TemporaryDirectory(dir=ctx.out_dir, prefix=".onnx.") as work:
+        with tempfile.TemporaryDirectory(dir=ctx.out_dir, prefix=".onnx.", suffix=".tmp") as work:
             fp32 = Path(work) / "model.fp32.onnx"
             keras_to_onnx(model, fp32, input_name=ctx.input_name, opset=params.opset)
             if ctx.precision == "fp16":

@@ -40,7 +40,7 @@ def export(model: Any, *, params: Params, ctx: Any) -> dict[str, Any]:
     require_precision("tflite", PRECISIONS, ctx)
     check_calibration(ctx, model)
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=ctx.out_dir, prefix=".tflite.") as work:
+    with tempfile.TemporaryDirectory(dir=ctx.out_dir, prefix=".tflite.", suffix=".tmp") as work:
         try:
             model.export(work, format="tf_saved_model", verbose=False)
             flatbuffer = _converter(work, ctx).convert()

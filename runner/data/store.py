@@ -112,6 +112,16 @@ def _load(folder: Path) -> ClipStore:
                      skipped=json.loads((folder / "skipped.json").read_text()))
 
 
+def _remove_stale_temporaries(folder: Path, max_age_s: float = 3600.0) -> None:
+    """Temporary folders of a store write killed long ago (a write takes seconds)."""
+    import shutil
+    import time
+
+    for tmp in folder.glob(".*.tmp") if folder.is_dir() else []:
+        if time.time() - tmp.stat().st_mtime > max_age_s:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def build_store(samples: Sequence[Sample], load: Callable, data: Any, *, cache_dir: Path,
                 workers: int = 2, progress: Callable[[int, int], None] | None = None) -> ClipStore:
     """Decode and preprocess ``samples`` (or reuse a cached store for exactly these settings)."""
@@ -119,6 +129,7 @@ def build_store(samples: Sequence[Sample], load: Callable, data: Any, *, cache_d
     if data.cache == "memory" and key in _MEMORY:
         return _MEMORY[key]
     folder = cache_dir / "clips" / key
+    _remove_stale_temporaries(folder.parent)
     if data.cache == "disk" and (folder / "frames.npy").is_file():
         return _load(folder)
     store = _assemble(*_decode(samples, load, data, workers, progress))

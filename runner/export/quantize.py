@@ -34,7 +34,7 @@ def quantize_int8(src: Path, final: Path, *, calibration: np.ndarray, input_name
         raise StageError("export", "int8 quantization needs calibration samples; set deploy.calibration_samples")
     methods = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy,
                "percentile": q.CalibrationMethod.Percentile}
-    with tempfile.TemporaryDirectory(dir=final.parent, prefix=".quant.") as work:
+    with tempfile.TemporaryDirectory(dir=final.parent, prefix=".quant.", suffix=".tmp") as work:
         prepared = Path(work) / "prepared.onnx"
         # symbolic shape inference needs sympy (optional since onnxruntime 1.2x); ONNX's own
         # shape inference, which always runs, is enough for convolutional classifiers

@@ -34,7 +34,7 @@ class LoadedRecipe:
     @property
     def resolved(self) -> dict:
         """The recipe with defaults filled in, as plain data (what runs)."""
-        data = self.recipe.model_dump(mode="json", exclude_none=True)
+        data = self.recipe.model_dump(mode="json")  # explicit nulls kept: null may override a default
         for section, (_, selector, _, _) in SECTIONS.items():
             if isinstance(data.get(section), dict) and selector in data[section]:
                 body = data[section]

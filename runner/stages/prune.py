@@ -52,10 +52,13 @@ def prune_fold(ctx: Any, prep: Any, fold: Any) -> dict:
     ft = ctx.recipe.prune.finetune
     if ctx.recipe.prune.finetune.fresh_head:
         _fresh_head(pruned)
-    if ft.epochs > 0:
-        pruned = train_one(ctx, prep, fold, out_dir, epochs=ft.epochs, initial=pruned,
-                           optimizer=ft.optimizer, lr=ft.lr)
-    finish_fold(out_dir, pruned)
+    if (out_dir / "model.keras").is_file():  # fine-tuned; the process died while evaluating it
+        pruned = load_model(out_dir / "model.keras")
+    else:
+        if ft.epochs > 0:
+            pruned = train_one(ctx, prep, fold, out_dir, epochs=ft.epochs, initial=pruned,
+                               optimizer=ft.optimizer, lr=ft.lr)
+        finish_fold(out_dir, pruned)
     after = evaluate_fold(pruned, prep, fold, ctx.recipe, embedding=embedding)
     result = {"fold": fold.name, "report": report, "before": headline(before),
               "after_pruning": headline(after_prune), "after_finetune": headline(after), "metrics": after}

@@ -125,8 +125,11 @@ def run_fold(ctx: Any, prep: Any, fold: Any) -> dict:
     if (folder / "metrics.json").is_file():
         return read_json(folder / "metrics.json")  # finished before an interruption
     folder.mkdir(parents=True, exist_ok=True)
-    model = train_one(ctx, prep, fold, folder, epochs=ctx.recipe.train.epochs)
-    finish_fold(folder, model)
+    if (folder / "model.keras").is_file():  # trained; the process died while evaluating it
+        model = load_model(folder / "model.keras")
+    else:
+        model = train_one(ctx, prep, fold, folder, epochs=ctx.recipe.train.epochs)
+        finish_fold(folder, model)
     metrics = {"fold": fold.name, "train_samples": len(fold.train), "val_samples": len(fold.val),
                **evaluate_fold(model, prep, fold, ctx.recipe, embedding=embedding_model(ctx))}
     ctx.folder.write_json(f"folds/{fold.name}/metrics.json", metrics)

@@ -2,8 +2,9 @@
 
 Layout: ``sweep.json`` (the manifest that tells a sweep from a run folder), ``recipe.yaml``
 (the resolved recipe, with its ``search:``), ``tune/`` (Ray Tune's experiment state, for
-``gaitrun resume``), ``trials/<trial id>/<run id>/`` (each trial's ordinary run folder),
-``trials.csv``, ``best_recipe.yaml``, ``pareto.json`` and ``plots/``.
+``gaitrun resume``), ``trials/<trial id>/<run id>/`` (each trial's ordinary run folder, and
+beside it the trial's final ``result.json``), ``trials.csv``, ``best_recipe.yaml``,
+``pareto.json`` and ``plots/``.
 """
 
 from __future__ import annotations
@@ -82,6 +83,3 @@ class SweepFolder:
     @property
     def tune_dir(self) -> Path:
         return self.file("tune")
-
-    def trial_dir(self, trial_id: str) -> Path:
-        return self.file("trials", trial_id)

@@ -27,7 +27,7 @@ _TRIAL_INFO = ("failures", "duration_s", "peak_rss_mb", "node_id")
 
 
 def _status(tune_status: str, result: dict[str, Any]) -> str:
-    """done | stopped (early by the scheduler or the time budget) | failed | unfinished."""
+    """done | stopped (early, by the scheduler or the time budget) | failed | unfinished."""
     if tune_status == "ERROR":
         return "failed"
     if tune_status == "TERMINATED":
@@ -75,13 +75,14 @@ def columns(rows: list[dict[str, Any]], search: Search) -> list[str]:
     return [*dict.fromkeys([*front, *_TRIAL_INFO, *rest, *back])]
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, *, short: bool = False) -> str:
+    """Table text: JSON for lists, full float precision in the CSV, 4 digits on screen."""
     if value is None:
         return ""
     if isinstance(value, (list, dict)):
         return json.dumps(value)
-    if isinstance(value, float):
-        return f"{value:.6g}"
+    if isinstance(value, float) and short:
+        return f"{value:.4g}"
     return str(value)
 
 
@@ -102,9 +103,9 @@ def print_table(rows: list[dict[str, Any]], search: Search, title: str) -> None:
     table = Table(title=title)
     for col in shown:
         table.add_column(col.replace("_", " "), overflow="fold", max_width=48 if col == "error" else None)
-    colour = {"done": "green", "failed": "red", "stopped": "yellow", "unfinished": "yellow"}
+    colour = {"done": "green", "failed": "red", "stopped": "yellow", "not_run": "yellow", "unfinished": "yellow"}
     for row in rows:
-        cells = [_cell(row.get(c))[:12] if c == "node_id" else _cell(row.get(c)) for c in shown]
+        cells = [_cell(row.get(c), short=True)[:12 if c == "node_id" else None] for c in shown]
         cells[1] = f"[{colour[row['status']]}]{cells[1]}[/]"
         table.add_row(*cells)
     console = Console(stderr=True)
@@ -173,11 +174,15 @@ def write_pareto(folder: SweepFolder, rows: list[dict[str, Any]], objectives: li
     return members
 
 
-def write_results(folder: SweepFolder, search: Search) -> dict[str, Any]:
-    """Every result file of the sweep; returns what the CLI prints."""
+def write_results(folder: SweepFolder, search: Search, *, out_of_time: bool = False) -> dict[str, Any]:
+    """Every result file of the sweep; returns what the CLI prints. ``out_of_time``: the time
+    budget ended the sweep, so trials still waiting are ``not_run`` rather than unfinished."""
     from .plots import plot_metric_vs_keys
 
     rows = trial_rows(folder, search)
+    for row in rows:
+        if out_of_time and row["status"] == "unfinished":
+            row["status"] = "not_run"
     front = write_pareto(folder, rows, search.objectives) if search.objectives else None
     cols = columns(rows, search)
     write_text(folder.file("trials.csv"), table_csv(rows, cols))
@@ -185,20 +190,20 @@ def write_results(folder: SweepFolder, search: Search) -> dict[str, Any]:
     target = targets(search)[0]
     best = best_row(rows, target)
     recipe = write_best_recipe(folder, best, target) if best else None
-    counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "stopped", "failed", "unfinished")}
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "stopped", "failed", "not_run", "unfinished")}
     return {"rows": rows, "best": best, "best_recipe": recipe, "front": front, "counts": counts, "plots": plots}
 
 
-def summarize(folder: SweepFolder, search: Search, *, quiet: bool, as_json: bool) -> int:
+def summarize(folder: SweepFolder, search: Search, *, quiet: bool, as_json: bool, out_of_time: bool = False) -> int:
     """Write the results, mark the sweep done or interrupted, tell the user; the exit code."""
-    out = write_results(folder, search)
+    out = write_results(folder, search, out_of_time=out_of_time)
     counts, best = out["counts"], out["best"]
     folder.set_status("interrupted" if counts["unfinished"] else "done")
     ok = counts["done"] > 0 and not counts["unfinished"]
     if as_json:
         payload = {"ok": ok, "status": folder.manifest["status"], "sweep_folder": str(folder.path), "counts": counts,
                    "best": best, "best_recipe": str(out["best_recipe"]) if out["best_recipe"] else None,
-                   "pareto": out["front"], "trials": out["rows"]}
+                   "pareto": out["front"], "plots": [str(p) for p in out["plots"]], "trials": out["rows"]}
         sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
         return 0 if ok else 1
     if not quiet:

@@ -8,6 +8,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,18 +23,34 @@ from .space import param_space, targets
 from .trainable import run_trial
 
 
+def _no_cluster(target: str, why: str) -> UsageError:
+    return UsageError(f"cannot connect to the Ray cluster at '{target}' ({why}); start it with "
+                      "'ray start --head' or set search.address: null for a local Ray")
+
+
+def _check_reachable(target: str) -> None:
+    """A ``host:port`` that does not answer fails at once (Ray would retry for many minutes)."""
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit() or "://" in target:
+        return  # "local", "auto" (Ray looks up the cluster started last here) or a ray:// address
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as exc:
+        raise _no_cluster(target, exc.strerror or str(exc)) from exc
+
+
 @contextlib.contextmanager
 def ray_session(address: str | None) -> Iterator[str]:
     """Connect to ``address`` (else $RAY_ADDRESS, else a new local Ray) for the block."""
     import ray
 
     target = address or os.environ.get("RAY_ADDRESS") or "local"
+    _check_reachable(target)
     local = {"include_dashboard": False} if target == "local" else {}
     try:
         ray.init(address=target, log_to_driver=False, logging_level=logging.WARNING, **local)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise UsageError(f"cannot connect to the Ray cluster at '{target}': {exc}; start it with "
-                         "'ray start --head' or set search.address: null for a local Ray") from exc
+        raise _no_cluster(target, str(exc)) from exc
     try:
         yield target
     finally:
@@ -82,29 +101,40 @@ def _scheduler(search: Search, epochs: int) -> Any:
     return MedianStoppingRule(time_attr="training_iteration", grace_period=1, **given)
 
 
-def _new_tuner(folder: SweepFolder, recipe: Any, *, verbose: int) -> Any:
+def tune_config(recipe: Any) -> Any:
+    """The TuneConfig of a recipe's ``search:``: searcher, scheduler, samples, limits. One
+    metric goes to Tune itself; Pareto objectives go to Optuna and (the first) to the scheduler."""
     from ray import tune
 
     search = recipe.search
     single = search.objectives is None
-    tune_config = tune.TuneConfig(
+    return tune.TuneConfig(
         metric=search.metric if single else None, mode=search.mode if single else None,
         search_alg=_searcher(search, recipe.seed), scheduler=_scheduler(search, recipe.train.epochs),
         num_samples=search.num_samples,
         max_concurrent_trials=search.max_concurrent if search.algorithm == "optuna" else None,
-        time_budget_s=search.time_budget_s, trial_dirname_creator=trial_dirname)
+        time_budget_s=search.time_budget_s, trial_dirname_creator=trial_dirname,
+        reuse_actors=False)  # a fresh worker per trial: no memory or TensorFlow state carried over
+
+
+def _new_tuner(folder: SweepFolder, recipe: Any, *, verbose: int) -> Any:
+    from ray import tune
+
+    search = recipe.search
     run_config = tune.RunConfig(name=folder.tune_dir.name, storage_path=str(folder.path), verbose=verbose,
                                 failure_config=tune.FailureConfig(max_failures=search.max_failures))
     return tune.Tuner(_trainable(folder, search, folder.manifest["strict"]), param_space=param_space(search),
-                      tune_config=tune_config, run_config=run_config)
+                      tune_config=tune_config(recipe), run_config=run_config)
 
 
 def _execute(folder: SweepFolder, search: Search, make_tuner: Callable[[], Any], *, quiet: bool,
              as_json: bool) -> int:
     folder.set_status("running")
-    with ray_session(search.address):
-        make_tuner().fit()
-    return summarize(folder, search, quiet=quiet, as_json=as_json)
+    started = time.monotonic()
+    with contextlib.redirect_stdout(sys.stderr), ray_session(search.address):
+        make_tuner().fit()  # Tune's progress goes to stderr: stdout is for results (--json)
+    out_of_time = search.time_budget_s is not None and time.monotonic() - started >= search.time_budget_s
+    return summarize(folder, search, quiet=quiet, as_json=as_json, out_of_time=out_of_time)
 
 
 def run_sweep(loaded: Any, *, artifacts: Path | None = None, strict: bool = False, quiet: bool = False,

@@ -4,8 +4,10 @@ The trial loads the sweep's ``recipe.yaml`` with its sampled values as ``--set``
 makes (or, after an interruption or a retry, reopens) a run folder under
 ``<sweep>/trials/<trial id>/`` and runs the stages with the same ``RunContext`` and
 ``run_stages`` as ``gaitrun run``. A callback reports every epoch to Tune (so ASHA and the
-median rule can stop weak trials); the end of the run reports the run's final figures. The
-run folder is the trial's checkpoint: per-epoch Keras checkpoints and the stage manifest.
+median rule can stop weak trials); the end of the run reports the run's final figures, also
+saved as ``trials/<trial id>/result.json``. The run folder is the trial's checkpoint (per-epoch
+Keras checkpoints and the stage manifest): a resumed sweep continues it, and a trial that had
+finished reports its saved result again instead of running.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import csv
 import math
 import os
 import resource
+import sys
 import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..atomic import read_json
+from ..atomic import read_json, write_json
 from ..callbacks import Callback, CallbackList
 from ..errors import GaitrunError
 from ..recipe.search import Search
@@ -125,8 +128,8 @@ def final_metrics(run: Path) -> dict[str, Any]:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory (Linux reports KiB, macOS bytes)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    """This process's peak resident memory: the trial's, as every trial gets a fresh worker."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return round(peak / (1024 * 1024 if os.uname().sysname == "Darwin" else 1024), 1)
 
 
@@ -139,15 +142,10 @@ def trial_info(run: Path, sweep: Path, started: float) -> dict[str, Any]:
 
 
 def _limit_threads(cpus: float) -> None:
-    """TensorFlow uses the trial's CPU share (search.resources.cpu), not every core."""
-    import tensorflow as tf
-
-    n = max(1, math.ceil(cpus))
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(n)
-        tf.config.threading.set_inter_op_parallelism_threads(n)
-    except RuntimeError:
-        pass  # TensorFlow already started in this process
+    """TensorFlow uses the trial's CPU share (search.resources.cpu), not every core. Set
+    before TensorFlow starts (each trial is a fresh worker process), read when it does."""
+    n = str(max(1, math.ceil(cpus)))
+    os.environ["TF_NUM_INTRAOP_THREADS"] = os.environ["TF_NUM_INTEROP_THREADS"] = n
 
 
 def _run_folder(trial_dir: Path, loaded: Any) -> Any:
@@ -176,31 +174,45 @@ def _run(folder: Any, loaded: Any, reporter: Callback, strict: bool) -> None:
         raise TrialError(f"run stopped at stage '{stopped['name']}': {stopped['reason']}")
 
 
-def run_trial(config: dict[str, Any], *, sweep_dir: str, search: Search, workdir: str, strict: bool) -> None:
-    """Tune's function trainable: run the sweep's recipe with ``config`` applied."""
-    from ray import tune
-
+def _run_and_score(config: dict[str, Any], trial_dir: Path, sweep: Path, search: Search, strict: bool,
+                   started: float) -> dict[str, Any]:
+    """The trial's run (new, or resumed after an interruption or a failure) and its final result."""
     from ..recipe import load_recipe
     from ..stages.train import release
 
-    started = time.perf_counter()
-    if os.path.isdir(workdir):
-        os.chdir(workdir)  # relative data paths mean what they meant where the sweep started
-    _limit_threads(search.resources.cpu)
-    sweep = Path(sweep_dir)
     names = [t.metric for t in targets(search)]
     try:
         loaded = load_recipe(sweep / "recipe.yaml", trial_overrides(search, config))
-        folder = _run_folder(sweep / "trials" / tune.get_context().get_trial_id(), loaded)
+        folder = _run_folder(trial_dir, loaded)
         info = lambda: trial_info(folder.path, sweep, started)  # noqa: E731
         _run(folder, loaded, TuneReporter(names, info), strict)
         final = final_metrics(folder.path)
     except GaitrunError as exc:  # Ray copies exceptions by their args, which gaitrun's errors do not allow
         raise TrialError("".join(traceback.format_exception(exc)).rstrip()) from None
     finally:
-        release()  # keras.backend.clear_session() and gc: the worker gives its memory back
+        if "keras" in sys.modules:
+            release()  # keras.backend.clear_session() and gc: the worker gives its memory back
     missing = [name for name in names if name not in final]
     if missing:
         raise TrialError(f"the run has no metric {', '.join(missing)}; the search metrics must be among: "
                          f"{', '.join(sorted(final))}")
-    tune.report({**final, **info(), "run_done": True})
+    return {**final, **info(), "run_done": True}
+
+
+def run_trial(config: dict[str, Any], *, sweep_dir: str, search: Search, workdir: str, strict: bool) -> None:
+    """Tune's function trainable: run the sweep's recipe with ``config`` applied. A trial that
+    finished before the sweep was interrupted reports its saved result again (``result.json``)."""
+    from ray import tune
+
+    started = time.perf_counter()
+    sweep = Path(sweep_dir)
+    trial_dir = sweep / "trials" / tune.get_context().get_trial_id()
+    if (trial_dir / "result.json").is_file():
+        tune.report(read_json(trial_dir / "result.json"))
+        return
+    if os.path.isdir(workdir):
+        os.chdir(workdir)  # relative data paths mean what they meant where the sweep started
+    _limit_threads(search.resources.cpu)
+    result = _run_and_score(config, trial_dir, sweep, search, strict, started)
+    write_json(trial_dir / "result.json", result)
+    tune.report(result)
