@@ -95,3 +95,20 @@ def test_example_plugin_discovered_through_entry_point():
     assert plugin.origin.startswith("entry point 'architectures.tiny_mlp' of gaitrun-example-plugin")
     assert plugin.module.__name__ == "gaitrun_example_plugin.tiny_mlp"
     assert "invert" in regs["augmentations"]
+
+
+def test_entry_point_scan_is_cached_and_invalidated(tmp_path, monkeypatch):
+    import sys
+
+    from gaitrun.registry import installed_entry_points
+
+    monkeypatch.setenv("GAITRUN_CACHE", str(tmp_path / "cache"))
+    first = installed_entry_points()
+    assert ("architectures.tiny_mlp", "gaitrun_example_plugin.tiny_mlp", "gaitrun-example-plugin") in first
+    assert installed_entry_points() == first
+    assert len(list((tmp_path / "cache" / "entry-points").iterdir())) == 1
+    extra = tmp_path / "new-site"
+    extra.mkdir()
+    monkeypatch.setattr(sys, "path", [*sys.path, str(extra)])  # a new install location: scan again
+    assert installed_entry_points() == first
+    assert len(list((tmp_path / "cache" / "entry-points").iterdir())) == 2
