@@ -53,6 +53,25 @@ def _git_commit() -> str | None:
     return res.stdout.strip() or None if res.returncode == 0 else None
 
 
+def utc_stamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def unique_folder(base: Path, stem: str, *, what: str, suffix: str = "") -> Path:
+    """Create ``base/<stem><suffix>`` (``<stem>-2<suffix>``... if taken) and return it."""
+    path = base / f"{stem}{suffix}"
+    for n in range(2, 1000):
+        if not path.exists():
+            break
+        path = base / f"{stem}-{n}{suffix}"
+    try:
+        path.mkdir(parents=True)
+    except OSError as exc:
+        raise RunFolderError(f"cannot create {what} {path}: {exc.strerror}; check that "
+                             f"{base} is writable (or set GAITRUN_ARTIFACTS)") from exc
+    return path
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -71,18 +90,7 @@ class RunFolder:
         """A new folder for ``loaded`` (a LoadedRecipe) under ``artifacts/<name>/``
         (or directly under ``parent``, for sweep trials)."""
         base = parent if parent is not None else (artifacts or default_artifacts()) / loaded.recipe.name
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        run_id = f"{stamp}-{loaded.hash}"
-        path = base / run_id
-        for n in range(2, 1000):
-            if not path.exists():
-                break
-            path = base / f"{run_id}-{n}"
-        try:
-            path.mkdir(parents=True)
-        except OSError as exc:
-            raise RunFolderError(f"cannot create run folder {path}: {exc.strerror}; check that "
-                                 f"{base} is writable (or set GAITRUN_ARTIFACTS)") from exc
+        path = unique_folder(base, f"{utc_stamp()}-{loaded.hash}", what="run folder")
         manifest = {
             "run_id": path.name, "name": loaded.recipe.name, "recipe_hash": loaded.hash,
             "seed": loaded.recipe.seed, "created": now(), "source": str(loaded.path),

@@ -195,26 +195,6 @@ MOMENTS = [
 ]
 
 
-def kill_at(moment: Moment, workdir: Path, cache: Path, rng: random.Random) -> Path:
-    """Start a run, kill it at ``moment``; returns its run folder."""
-    proc = start_run(workdir, cache)
-    deadline = time.time() + TIMEOUT_S
-    while proc.poll() is None and time.time() < deadline:
-        run = run_folder(workdir)
-        try:
-            if run is not None and moment.trigger(run):
-                time.sleep(moment.delay(run, rng))
-                break
-        except (OSError, ValueError):  # a file seen mid-rename: look again
-            pass
-        time.sleep(0.02)
-    assert proc.poll() is None, f"the run ended before the moment '{moment.name}': {proc.stderr.read()}"
-    kill(proc)
-    run = run_folder(workdir)
-    assert run is not None
-    return run
-
-
 # --- the test --------------------------------------------------------------------------------
 def _wait_and_kill(proc: subprocess.Popen, moment: Moment, workdir: Path, rng: random.Random) -> Path:
     """Poll the run folder until ``moment`` (plus its random delay), then kill ``proc``."""

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..atomic import read_json, write_json, write_text
 from ..errors import RunFolderError
-from ..runfolder import default_artifacts, now
+from ..runfolder import default_artifacts, now, unique_folder, utc_stamp
 
 MANIFEST = "sweep.json"
 KIND = "gaitrun-sweep"
@@ -37,17 +36,7 @@ class SweepFolder:
     @classmethod
     def create(cls, loaded: Any, *, artifacts: Path | None, strict: bool) -> SweepFolder:
         base = (artifacts or default_artifacts()) / loaded.recipe.name
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        path = base / f"{stamp}-{loaded.hash}-sweep"
-        for n in range(2, 1000):
-            if not path.exists():
-                break
-            path = base / f"{stamp}-{loaded.hash}-{n}-sweep"
-        try:
-            path.mkdir(parents=True)
-        except OSError as exc:
-            raise RunFolderError(f"cannot create sweep folder {path}: {exc.strerror}; check that "
-                                 f"{base} is writable (or set GAITRUN_ARTIFACTS)") from exc
+        path = unique_folder(base, f"{utc_stamp()}-{loaded.hash}", what="sweep folder", suffix="-sweep")
         manifest = {"kind": KIND, "sweep_id": path.name, "name": loaded.recipe.name,
                     "recipe_hash": loaded.hash, "created": now(), "source": str(loaded.path),
                     "workdir": os.getcwd(), "strict": strict, "status": "created", "runs": []}
