@@ -41,6 +41,7 @@ ENDED = "ended before the kill"
 
 def measure(workdir: Path, cache: Path) -> float:
     """Seconds of one uninterrupted run (it also fills the disk cache)."""
+    workdir.mkdir(parents=True)
     start = time.perf_counter()
     proc = start_run(workdir, cache)
     _, err = proc.communicate()

@@ -225,9 +225,10 @@ def _context(loaded: Any, folder: Any, args: argparse.Namespace) -> Any:
     from .registry import registries
     from .stages import RunContext
 
-    callbacks = [] if (args.quiet or args.json) else [ConsoleCallback(live=True)]
+    quiet = args.quiet or args.json
+    callbacks = [] if quiet else [ConsoleCallback(live=True)]
     return RunContext(loaded=loaded, folder=folder, regs=registries(),
-                      callbacks=CallbackList(callbacks), strict=args.strict)
+                      callbacks=CallbackList(callbacks), strict=args.strict, quiet=quiet)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -134,6 +134,26 @@ def test_run_then_stage_level_resume(run_cli, recipe_file, tmp_path):
     assert json.loads((run_dir / "data.json").read_text())["samples"] == 300
 
 
+def test_json_and_quiet_keep_stdout_clean(recipe_file, tmp_path):
+    """--json prints one JSON document; --quiet prints no progress and no bench table (which
+    goes to stderr with the progress) on success."""
+    exe = Path(sys.executable).parent / "gaitrun"
+
+    def gaitrun(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, timeout=600)
+
+    deploy = ["--set", "deploy={target: onnx, batch_sizes: [1], bench: {warmup: 1, iterations: 2}}"]
+    res = gaitrun("run", recipe_file, "--artifacts", tmp_path, "--json", *FAST, *deploy)
+    assert res.returncode == 0, res.stderr
+    result = json.loads(res.stdout)
+    assert result["ok"] and result["stages"]["bench"] == "done"
+    res = gaitrun("bench", result["run_folder"], "--quiet")
+    assert (res.returncode, res.stdout) == (0, ""), res.stderr
+    assert "samples/s" not in res.stderr
+    res = gaitrun("bench", result["run_folder"])
+    assert res.returncode == 0 and "samples/s" in res.stderr and "onnxruntime" in res.stderr
+
+
 def test_resume_refuses_edited_recipe(run_cli, recipe_file, tmp_path):
     from gaitrun.recipe import load_recipe
     from gaitrun.runfolder import RunFolder

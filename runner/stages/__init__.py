@@ -33,6 +33,7 @@ class RunContext:
     regs: Registries
     callbacks: Callback = field(default_factory=CallbackList)
     strict: bool = False
+    quiet: bool = False  # print nothing but errors (--quiet, --json, sweep trials)
     state: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -15,6 +15,6 @@ def run(ctx: Any) -> dict:
     bench = run_bench(ctx.folder.path, deployed_model_path(ctx), prep.input_shape, ctx.recipe.deploy, ctx.recipe.seed)
     ctx.folder.write_json("bench.json", bench)
     plot(bench, ctx.folder.file("plots", "bench.png"))
-    if not ctx.state.get("quiet"):
+    if not ctx.quiet:
         print_table(bench)
     return {}

@@ -167,8 +167,7 @@ def _run(folder: Any, loaded: Any, reporter: Callback, strict: bool) -> None:
     if folder.is_finished():
         return  # finished before the sweep was interrupted: not run again
     ctx = RunContext(loaded=loaded, folder=folder, regs=registries(), callbacks=CallbackList([reporter]),
-                     strict=strict)
-    ctx.state["quiet"] = True
+                     strict=strict, quiet=True)
     if run_stages(ctx) != "done":
         stopped = next(s for s in folder.manifest["stages"] if s["status"] == "not_implemented")
         raise TrialError(f"run stopped at stage '{stopped['name']}': {stopped['reason']}")
