@@ -2,11 +2,14 @@
 and a manifest that records every stage's status, so ``gaitrun resume`` knows where to go on.
 
 Layout (see the README): recipe.yaml, manifest.json, metrics.json, folds/<k>/, pruned/,
-export/, bench.json, plots/, report.md. Every file is written atomically.
+export/, bench.json, plots/, report.md. Every file is written atomically. A process that
+creates or opens a run folder holds an advisory lock on its ``.lock`` file until it exits, so
+two processes never run stages in (or clean temporaries out of) the same folder at once.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import platform
 import shutil
@@ -26,6 +29,7 @@ from .errors import RunFolderError
 
 STATUSES = ("pending", "running", "done", "failed", "deferred", "skipped", "not_implemented")
 FINISHED = ("done", "deferred", "skipped")
+_LOCKS: dict[Path, int] = {}  # run folder -> open file descriptor of its held .lock
 PACKAGES = ("tensorflow", "keras", "numpy", "pydantic", "ruamel.yaml", "ray", "scikit-learn",
             "onnx", "onnxruntime", "tf2onnx", "opencv-python-headless", "h5py", "tensorrt")
 
@@ -72,6 +76,25 @@ def unique_folder(base: Path, stem: str, *, what: str, suffix: str = "") -> Path
     return path
 
 
+def lock(folder: Path) -> None:
+    """Hold an exclusive lock on ``folder/.lock`` for the rest of this process (the kernel
+    drops it when the process ends, even after kill -9); another holder is an error."""
+    key = folder.resolve()
+    if key in _LOCKS:
+        return
+    try:
+        fd = os.open(key / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise RunFolderError(f"cannot lock {folder}: {exc.strerror}; check the folder's permissions") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RunFolderError(f"{folder} is in use by another gaitrun process; wait for it to end "
+                             "(or stop it) and try again") from None
+    _LOCKS[key] = fd
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -101,6 +124,7 @@ class RunFolder:
                        for s in stages],
         }
         folder = cls(path, manifest)
+        lock(path)
         write_text(path / "recipe.yaml", loaded.yaml())
         folder.save()
         return folder
@@ -117,6 +141,7 @@ class RunFolder:
         except ValueError as exc:
             raise RunFolderError(f"{manifest_path}: not valid JSON ({exc})") from exc
         folder = cls(path, manifest)
+        lock(path)
         folder.remove_temporaries()
         return folder
 
@@ -127,6 +152,12 @@ class RunFolder:
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
                 tmp.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Release this process's lock on the folder (it is released at exit anyway)."""
+        fd = _LOCKS.pop(self.path.resolve(), None)
+        if fd is not None:
+            os.close(fd)
 
     # --- manifest ----------------------------------------------------------------------------
     def save(self) -> None:

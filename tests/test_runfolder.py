@@ -66,6 +66,27 @@ def test_unwritable_target_is_a_clean_error(tmp_path):
         write_json(blocker / "sub" / "m.json", {})
 
 
+def test_a_folder_in_use_by_another_process_is_refused(recipe_file, tmp_path):
+    """Two processes never work in one run folder; the lock dies with its holder (kill -9)."""
+    import subprocess
+    import sys
+
+    folder = RunFolder.create(load_recipe(recipe_file), ["data"], artifacts=tmp_path)
+    assert RunFolder.open(folder.path).path == folder.path  # this process already holds it
+    folder.close()
+    code = (f"import time; from gaitrun.runfolder import RunFolder; RunFolder.open({str(folder.path)!r}); "
+            "print('held', flush=True); time.sleep(120)")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunFolderError, match="in use by another gaitrun process"):
+            RunFolder.open(folder.path)
+    finally:
+        holder.kill()  # SIGKILL: no clean-up code runs in the holder
+        holder.wait()
+    assert RunFolder.open(folder.path).path == folder.path
+
+
 def test_open_refuses_non_run_folder(tmp_path):
     with pytest.raises(RunFolderError, match="not a run folder"):
         RunFolder.open(tmp_path)
