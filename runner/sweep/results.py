@@ -26,13 +26,23 @@ _NOT_METRICS = {"training_iteration", "time_total_s", "episodes_total", "timeste
 _TRIAL_INFO = ("failures", "duration_s", "peak_rss_mb", "node_id")
 
 
-def _status(tune_status: str, result: dict[str, Any]) -> str:
-    """done | stopped (early, by the scheduler or the time budget) | failed | unfinished."""
-    if tune_status == "ERROR":
+def _status(tune_status: str, result: dict[str, Any], failures: int, max_failures: int) -> str:
+    """done | stopped (early, by the scheduler or the time budget) | failed | unfinished.
+    A trial with more failures than retries allowed has failed, whatever status Tune saved:
+    Tune's experiment state can miss the last failure of a trial whose worker died."""
+    if tune_status == "ERROR" or failures > max_failures:
         return "failed"
     if tune_status == "TERMINATED":
         return "done" if result.get("run_done") else "stopped"
     return "unfinished"
+
+
+def _failures(trial_path: str, recorded: int) -> int:
+    """How often the trial failed: Tune appends a ``Failure # N`` header to ``error.txt`` for
+    every failure (its saved counter can lag behind)."""
+    error_file = Path(trial_path, "error.txt")
+    logged = error_file.read_text(errors="replace").count("Failure # ") if error_file.is_file() else 0
+    return max(recorded, logged)
 
 
 def _error_line(trial_path: str) -> str:
@@ -49,10 +59,11 @@ def _error_line(trial_path: str) -> str:
 def trial_row(trial: Any, search: Search) -> dict[str, Any]:
     """One trial as a table row: id, status, its values, its last reported figures."""
     result = trial.last_result or {}
-    status = _status(trial.status, result)
+    failures = _failures(trial.path, trial.num_failures)
+    status = _status(trial.status, result, failures, search.max_failures)
     row: dict[str, Any] = {"trial_id": trial.trial_id, "status": status, **trial_values(search, trial.config)}
     row.update({k: v for k, v in result.items() if k not in _NOT_METRICS and k not in row})
-    row["failures"] = trial.num_failures
+    row["failures"] = failures
     row["error"] = _error_line(trial.path) if status == "failed" else ""
     return row
 

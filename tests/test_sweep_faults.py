@@ -1,0 +1,90 @@
+"""A trial whose process is killed (SIGKILL of the Ray worker running it) is retried up to
+``search.max_failures`` and then marked failed, without stopping the sweep.
+
+Two trials on a local Ray, ``max_failures: 1``: the worker of trial A is killed at every
+attempt (so A fails for good after its retry); the worker of trial B is killed once (its retry
+resumes the trial's run folder from the last epoch checkpoint and finishes). The worker's pid
+is the one Tune records with every reported result (``tune/<trial>/result.json``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+RECIPE = """\
+name: digits_faults
+seed: 2
+data: {adapter: digits, modality: rgb, clip: {frames: 1, size: [8, 8]}, cache: memory}
+model: {arch: simple_cnn, params: {width: 0.5}}
+train: {epochs: 8, batch_size: 16}
+cv: {scheme: holdout, fraction: 0.3, group_by: index}
+search:
+  space: {train.optimizer.lr: {grid: [0.001, 0.002]}}
+  algorithm: grid
+  num_samples: 1
+  max_concurrent: 2
+  max_failures: 1
+  metric: accuracy
+  mode: max
+"""
+KILLS = {0.001: 2, 0.002: 1}  # learning rate of the trial -> how many of its workers to kill
+
+
+def _reported_pids(tune_dir: Path) -> dict[str, tuple[float, int]]:
+    """trial folder name -> (its learning rate, pid of the last result it reported)."""
+    out = {}
+    for result in tune_dir.glob("*/result.json"):
+        lines = result.read_text().splitlines()
+        params = result.parent / "params.json"
+        if lines and params.is_file():
+            try:
+                pid = json.loads(lines[-1])["pid"]
+                lr = json.loads(params.read_text())["train.optimizer.lr"]
+            except (ValueError, KeyError):
+                continue  # a line being written
+            out[result.parent.name] = (lr, pid)
+    return out
+
+
+def test_killed_trial_processes_are_retried_then_failed(tmp_path: Path):
+    (tmp_path / "sweep.yaml").write_text(RECIPE)
+    exe = Path(sys.executable).parent / "gaitrun"
+    log = (tmp_path / "driver.log").open("w")
+    proc = subprocess.Popen([str(exe), "run", "sweep.yaml", "--artifacts", "art", "--json"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=log, text=True)
+    killed: dict[str, set[int]] = {}
+    deadline = time.monotonic() + 600
+    while proc.poll() is None:
+        assert time.monotonic() < deadline, "the sweep did not end in 600 s"
+        for tune_dir in (tmp_path / "art" / "digits_faults").glob("*-sweep/tune"):
+            for trial, (lr, pid) in _reported_pids(tune_dir).items():
+                done = killed.setdefault(trial, set())
+                if pid not in done and len(done) < KILLS[lr]:
+                    os.kill(pid, signal.SIGKILL)
+                    done.add(pid)
+        time.sleep(0.1)
+    out = proc.stdout.read()
+    assert proc.returncode == 0, (tmp_path / "driver.log").read_text()[-3000:]
+    assert sorted(len(pids) for pids in killed.values()) == [1, 2], killed
+
+    payload = json.loads(out)
+    assert payload["counts"]["done"] == 1 and payload["counts"]["failed"] == 1
+    sweep = next((tmp_path / "art" / "digits_faults").glob("*-sweep"))
+    rows = {float(r["train.optimizer.lr"]): r for r in csv.DictReader((sweep / "trials.csv").open())}
+    assert rows[0.001]["status"] == "failed" and int(rows[0.001]["failures"]) == 2
+    assert rows[0.001]["error"], "the table says why the trial failed"
+    assert rows[0.002]["status"] == "done" and int(rows[0.002]["failures"]) == 1
+    assert 0 < float(rows[0.002]["accuracy"]) <= 1
+    # the retry went on in the same run folder (resumed from its checkpoint), not a new one
+    assert len(list((sweep / rows[0.002]["run_folder"]).parent.glob("*/manifest.json"))) == 1
