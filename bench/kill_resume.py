@@ -10,9 +10,10 @@ disk cache, which the killed runs share.
 
     python bench/kill_resume.py [--kills 20] [--seed 0] [--run-seconds S] [--workdir DIR]
 
-Prints one line per kill (delay, stage hit, verdict) and "N/M survived", M counting the runs
-that were killed (a delay longer than the run kills nothing). A kill before the run folder
-exists (stage "startup") leaves nothing to resume and counts as survived.
+Prints one line per kill (delay, stage hit, verdict) and "N/M survived". A run that ends before
+its kill time (the first, uncut run also fills the cache, so later runs are shorter) is not
+counted and another delay is drawn, until --kills runs were really killed. A kill before the
+run folder exists (stage "startup") leaves nothing to resume and counts as survived.
 """
 
 from __future__ import annotations
@@ -80,19 +81,22 @@ def main() -> None:
     length = args.run_seconds or measure(root / "uncut", cache)
     print(f"run length {length:.1f} s; kills uniform in [0, {length:.1f}) s, seed {args.seed}", flush=True)
     rng = random.Random(args.seed)
-    delays = [rng.uniform(0, length) for _ in range(args.kills)]
-    survived = missed = 0
-    for n, delay in enumerate(delays):
-        workdir = root / f"kill{n:02d}"
+    survived = killed = tries = 0
+    while killed < args.kills and tries < 3 * args.kills:  # a run that ends first is drawn again
+        delay = rng.uniform(0, length)
+        workdir = root / f"kill{tries:02d}"
         workdir.mkdir(parents=True)
+        tries += 1
         hit, found = one_kill(workdir, cache, delay)
-        missed += hit == ENDED
-        survived += not found and hit != ENDED
+        if hit == ENDED:
+            print(f"try {tries:2d}  t={delay:6.1f} s  the run ended before its kill time (not counted)", flush=True)
+            continue
+        killed += 1
+        survived += not found
         verdict = "ok" if not found else "BROKEN: " + "; ".join(found)
-        print(f"kill {n + 1:2d}  t={delay:6.1f} s  stage={hit:<22} {verdict}", flush=True)
-    print(f"{survived}/{len(delays) - missed} survived ({missed} runs ended before their kill time; "
-          f"folders in {root})")
-
+        print(f"kill {killed:2d}  t={delay:6.1f} s  stage={hit:<8} {verdict}", flush=True)
+    print(f"{survived}/{killed} killed runs survived ({tries - killed} runs ended before their kill "
+          f"time and were drawn again; folders in {root})")
 
 if __name__ == "__main__":
     main()
