@@ -11,6 +11,10 @@ axis; resize the input tensor to the batch you run):
   feeds every variant the same float inputs and compares float outputs, with no scale or
   zero-point bookkeeping.
 
+Every precision first computes Conv3D layers exactly as Conv2D over stacked frames
+(``conv3d_as_2d``, see ``gaitrun.export.keras_conv3d``): TFLite has no integer CONV_3D kernel
+and XNNPACK takes no CONV_3D, so without it an "int8" 3D-CNN keeps float CONV_3D ops.
+
 Writes ``model.<precision>.tflite``.
 """
 
@@ -20,15 +24,18 @@ import re
 import tempfile
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 PRECISIONS = frozenset({"fp32", "fp16", "int8"})
 
 
 class Params(BaseModel):
-    """No target-specific options: the shared deploy keys say everything."""
+    """TFLite-specific options."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    conv3d_as_2d: bool = Field(True, description="compute Conv3D exactly as Conv2D over frames "
+                                                 "(integer and XNNPACK kernels in TFLite)")
 
 
 def export(model: Any, *, params: Params, ctx: Any) -> dict[str, Any]:
@@ -36,9 +43,12 @@ def export(model: Any, *, params: Params, ctx: Any) -> dict[str, Any]:
     from gaitrun.atomic import write_bytes
     from gaitrun.errors import StageError
     from gaitrun.export import check_calibration, export_result, require_precision
+    from gaitrun.export.keras_conv3d import with_conv3d_as_2d
 
     require_precision("tflite", PRECISIONS, ctx)
     check_calibration(ctx, model)
+    if params.conv3d_as_2d:
+        model, _ = with_conv3d_as_2d(model)
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=ctx.out_dir, prefix=".tflite.", suffix=".tmp") as work:
         try:

@@ -8,6 +8,9 @@ patching tf2onnx for NumPy 2 first. So it *is* tf2onnx, driven the way Keras 3 m
 TF 2.21 / Keras 3.15 it gives a graph whose batch axis is symbolic and whose outputs equal
 Keras' to ~1e-7. We then rename the graph input to the run's ``input_name`` and the batch
 axis to ``batch`` so TensorRT profiles and ``trtexec --minShapes=<input>:...`` read naturally.
+With ``conv3d_as_2d`` the 3-D convolutions are rewritten exactly as 2-D ones for ONNX Runtime's
+faster CPU kernels (see ``gaitrun.export.conv3d_as_2d``); TensorRT has fast 3-D kernels and
+gets the graph as converted.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from ..errors import StageError
 BATCH_AXIS = "batch"
 
 
-def keras_to_onnx(model: Any, final: Path, *, input_name: str, opset: int) -> None:
+def keras_to_onnx(model: Any, final: Path, *, input_name: str, opset: int, conv3d_as_2d: bool = False) -> None:
     """Convert a single-input Keras model to ONNX at ``final`` (atomically)."""
     import onnx
+
+    from .conv3d_as_2d import rewrite_conv3d
 
     _call_once(model)
     with atomic_path(final) as tmp:
@@ -35,6 +40,8 @@ def keras_to_onnx(model: Any, final: Path, *, input_name: str, opset: int) -> No
         proto = onnx.load(str(tmp))
         _name_input(proto, input_name)
         _name_batch_axis(proto)
+        if conv3d_as_2d:
+            rewrite_conv3d(proto)
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))
 
