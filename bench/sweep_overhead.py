@@ -1,17 +1,18 @@
 """Overhead of a Ray Tune sweep, in one run on this machine: N short digits trials with
 ``max_concurrent`` C on a local Ray that gaitrun starts. Target: wall time <= 1.25 x the ideal.
 
-The ideal is the sum of the trials' own durations / C. Each trial records its duration inside
-its Ray worker, from the start of the trial function to its final report: loading the
-recipe, TensorFlow's import (every trial is a fresh worker process), all stages and the final
-figures. What the ideal leaves out is the sweep's machinery: starting Ray, starting a worker
-per trial, Tune's scheduling and the result files. The durations are measured while C trials
-share the CPUs, so CPU contention is in the ideal, not counted as overhead (a trial timed alone
+The ideal is the sum of the trials' own durations / C. Each trial's duration is taken in its
+Ray actor, from the start of the trial function to its final result: starting the trial's work
+process (``python -m gaitrun.sweep.work``: a trial is an ordinary gaitrun run in a process of
+its own, as if run by hand), loading the recipe, TensorFlow's import, all stages and the final
+figures. What the ideal leaves out is the sweep's machinery: starting Ray and its actors,
+Tune's scheduling and the result files. The durations are measured while C trials share the
+CPUs, so CPU contention is in the ideal, not counted as overhead (a trial timed alone
 beforehand would be faster than any trial of the sweep on a shared 2-core machine, making
 "alone / C" an ideal no parallel run reaches).
 
 Also reports the peak resident memory of the driver (this process), of the largest Ray
-process it started, and of every trial (its worker's peak), in trial order: it must not grow.
+process it started, and of every trial (its work process's peak), in trial order: it must not grow.
 
     python bench/sweep_overhead.py [--trials 8] [--concurrent 2] [--epochs 2]
 """

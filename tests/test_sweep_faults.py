@@ -1,10 +1,11 @@
-"""A trial whose process is killed (SIGKILL of the Ray worker running it) is retried up to
-``search.max_failures`` and then marked failed, without stopping the sweep.
+"""A trial whose processes are killed is retried up to ``search.max_failures`` and then marked
+failed, without stopping the sweep.
 
-Two trials on a local Ray, ``max_failures: 1``: the worker of trial A is killed at every
-attempt (so A fails for good after its retry); the worker of trial B is killed once (its retry
-resumes the trial's run folder from the last epoch checkpoint and finishes). The worker's pid
-is the one Tune records with every reported result (``tune/<trial>/result.json``).
+Two trials on a local Ray, ``max_failures: 1``. Trial A's Ray actor (the pid Tune records with
+every result) is killed with SIGKILL at each attempt, so A fails for good after its retry (its
+work process dies with the actor). Trial B's work process (``work_pid``, the process running the
+gaitrun run) is killed once; the retry resumes B's run folder from its last epoch checkpoint and
+finishes. Both pids are read from ``tune/<trial>/result.json``.
 """
 
 from __future__ import annotations
@@ -38,19 +39,19 @@ search:
   metric: accuracy
   mode: max
 """
-KILLS = {0.001: 2, 0.002: 1}  # learning rate of the trial -> how many of its workers to kill
+KILLS = {0.001: ("pid", 2), 0.002: ("work_pid", 1)}  # trial's lr -> (process to kill, how often)
 
 
 def _reported_pids(tune_dir: Path) -> dict[str, tuple[float, int]]:
-    """trial folder name -> (its learning rate, pid of the last result it reported)."""
+    """trial folder name -> (its learning rate, pid of the process to kill from its last result)."""
     out = {}
     for result in tune_dir.glob("*/result.json"):
         lines = result.read_text().splitlines()
         params = result.parent / "params.json"
         if lines and params.is_file():
             try:
-                pid = json.loads(lines[-1])["pid"]
                 lr = json.loads(params.read_text())["train.optimizer.lr"]
+                pid = json.loads(lines[-1])[KILLS[lr][0]]
             except (ValueError, KeyError):
                 continue  # a line being written
             out[result.parent.name] = (lr, pid)
@@ -70,7 +71,7 @@ def test_killed_trial_processes_are_retried_then_failed(tmp_path: Path):
         for tune_dir in (tmp_path / "art" / "digits_faults").glob("*-sweep/tune"):
             for trial, (lr, pid) in _reported_pids(tune_dir).items():
                 done = killed.setdefault(trial, set())
-                if pid not in done and len(done) < KILLS[lr]:
+                if pid not in done and len(done) < KILLS[lr][1]:
                     os.kill(pid, signal.SIGKILL)
                     done.add(pid)
         time.sleep(0.1)

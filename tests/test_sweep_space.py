@@ -15,11 +15,11 @@ from ray.tune.search import sample
 from gaitrun.atomic import write_json
 from gaitrun.recipe import load_recipe
 from gaitrun.recipe.search import Domain, Objective, Search
+from gaitrun.sweep.figures import epoch_result, final_metrics, last_epochs
 from gaitrun.sweep.folder import SweepFolder, is_sweep_folder
 from gaitrun.sweep.results import best_row, columns, pareto_front, table_csv, write_pareto
 from gaitrun.sweep.run import tune_config
 from gaitrun.sweep.space import decode, param_space, targets, trial_overrides, trial_values, tune_domain
-from gaitrun.sweep.trainable import epoch_result, final_metrics, last_epochs
 
 
 def _domain(**kw) -> Domain:
@@ -194,7 +194,7 @@ def test_tune_config_single_metric(recipe_file: Path, algorithm: str, scheduler:
     cfg = tune_config(loaded.recipe)
     assert (cfg.metric, cfg.mode, cfg.num_samples, cfg.time_budget_s) == ("accuracy", "max", 3, 60)
     searcher = {"grid": BasicVariantGenerator, "random": BasicVariantGenerator, "optuna": OptunaSearch}[algorithm]
-    assert isinstance(cfg.search_alg, searcher) and not cfg.reuse_actors
+    assert isinstance(cfg.search_alg, searcher) and cfg.reuse_actors  # the work process is per trial
     sched = {"fifo": type(None), "asha": ASHAScheduler, "median": MedianStoppingRule}[scheduler]
     assert type(cfg.scheduler) is sched
     # the variant generator limits concurrency itself; Optuna gets Tune's limiter

@@ -22,7 +22,8 @@ from .space import targets, trial_values
 _NOT_METRICS = {"training_iteration", "time_total_s", "episodes_total", "timesteps_total", "node_ip",
                 "hostname", "pid", "time_this_iter_s", "timestamp", "date", "time_since_restore",
                 "timesteps_since_restore", "iterations_since_restore", "config", "checkpoint_dir_name",
-                "done", "trial_id", "experiment_tag", "should_checkpoint", "run_done", "fold", "epoch"}
+                "done", "trial_id", "experiment_tag", "should_checkpoint", "run_done", "fold", "epoch",
+                "work_pid"}
 _TRIAL_INFO = ("failures", "duration_s", "peak_rss_mb", "node_id")
 
 

@@ -114,7 +114,7 @@ def tune_config(recipe: Any) -> Any:
         num_samples=search.num_samples,
         max_concurrent_trials=search.max_concurrent if search.algorithm == "optuna" else None,
         time_budget_s=search.time_budget_s, trial_dirname_creator=trial_dirname,
-        reuse_actors=False)  # a fresh worker per trial: no memory or TensorFlow state carried over
+        reuse_actors=True)  # each trial's work is a process of its own (work.py): nothing carries over
 
 
 def _new_tuner(folder: SweepFolder, recipe: Any, *, verbose: int) -> Any:
