@@ -28,6 +28,9 @@ class Problem:
 
     def __str__(self) -> str:
         where = self.source
+        if not where.strip() or (any(c.isspace() for c in where) and not where.startswith("--set ")):
+            # a file name with spaces stays readable
+            where = "'" + where.replace("'", "\\x27") + "'"
         if self.line is not None:
             where += f":{self.line}:{self.col or 1}"
         key = f" {self.key_path}:" if self.key_path else ""

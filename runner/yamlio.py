@@ -196,6 +196,8 @@ def load_file(path: Path) -> Document:
         raise RecipeError([Problem(source, None, None, "", "no such file")]) from None
     except (IsADirectoryError, PermissionError) as exc:
         raise RecipeError([Problem(source, None, None, "", f"cannot read: {exc.strerror}")]) from None
+    except ValueError:  # the operating system cannot take the name (a NUL byte in it)
+        raise RecipeError([Problem(source, None, None, "", "not a valid file name")]) from None
     if len(raw) > MAX_BYTES:
         raise RecipeError([Problem(source, None, None, "", f"file is larger than {MAX_BYTES} bytes")])
     try:

@@ -18,7 +18,7 @@ from gaitrun.yamlio import dump, parse_text
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = [BASE_RECIPE] + [p.read_text() for p in sorted((REPO / "recipes").glob("*.yaml"))]
-LOCATED = re.compile(r"^(\S+?:\d+:\d+: |--set .+?: |\S+?: )")
+LOCATED = re.compile(r"^((?:'[^']*'|\S+?):\d+:\d+: |--set .+?: |(?:'[^']*'|\S+?): )")  # quoted if spaces
 
 garbage = st.one_of(st.integers(min_value=-10**30, max_value=10**30), st.floats(allow_nan=True),
                     st.text(max_size=30), st.booleans(), st.none(), st.lists(st.integers(), max_size=3),
@@ -66,7 +66,7 @@ def _check(tmp_path: Path, text: str, extra=()) -> None:
     assert code in (0, 2)
     lines = err.getvalue().splitlines()
     if code == 2:
-        assert lines and all(LOCATED.match(line) for line in lines), lines
+        assert lines and all(LOCATED.match(line) or ": error:" in line for line in lines), lines  # or a usage error
     assert "Traceback" not in err.getvalue()
     assert not (tmp_path / "artifacts").exists()
 

@@ -17,7 +17,7 @@ def _walks(conditions: list[str], counts: str | None) -> dict[str, int]:
         if not item.strip():
             continue
         cond, _, n = item.partition("=")
-        if cond not in CASIA_WALKS or not n.isdigit() or int(n) < 1:
+        if cond not in CASIA_WALKS or not (n.isascii() and n.isdigit()) or int(n) < 1:
             raise UsageError(f"--walks: expected e.g. nm=6,bg=2,cl=2 (conditions nm, bg, cl), got {item!r}")
         walks[cond] = int(n)
     return walks

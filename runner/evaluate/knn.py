@@ -200,7 +200,7 @@ def _field(rows: list[Sample], name: str, protocol: str) -> list[str]:
 
 
 def _view_key(view: str) -> tuple:
-    return (0, int(view), view) if view.isdigit() else (1, 0, view)
+    return (0, int(view), view) if view.isascii() and view.isdigit() else (1, 0, view)
 
 
 def _condition_key(condition: str) -> tuple:

@@ -7,6 +7,7 @@ gave the offending value.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,7 @@ def load_composed(path: Path, _chain: tuple[Path, ...] = ()) -> Document:
 
 
 def _parse_path(text: str) -> KeyPath:
-    return tuple(int(p) if p.lstrip("-").isdigit() else p for p in text.split("."))
+    return tuple(int(p) if re.fullmatch(r"-?[0-9]+", p) else p for p in text.split("."))
 
 
 def _set_path(data: dict, path: KeyPath, value: Any, source: str, text: str) -> None:

@@ -31,7 +31,7 @@ def _no_cluster(target: str, why: str) -> UsageError:
 def _check_reachable(target: str) -> None:
     """A ``host:port`` that does not answer fails at once (Ray would retry for many minutes)."""
     host, sep, port = target.rpartition(":")
-    if not sep or not port.isdigit() or "://" in target:
+    if not sep or not (port.isascii() and port.isdigit()) or "://" in target:
         return  # "local", "auto" (Ray looks up the cluster started last here) or a ray:// address
     try:
         socket.create_connection((host, int(port)), timeout=10).close()
