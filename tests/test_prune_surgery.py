@@ -60,18 +60,21 @@ def choose_keep(model, rng) -> dict[str, np.ndarray]:
 
 
 def zero_removed_filters(model, keep: dict[str, np.ndarray]) -> None:
-    """Make the filters outside ``keep`` output exactly 0 (also after a following bn{i})."""
+    """Make the filters outside ``keep`` output exactly 0 (also after a following bn{i}, and
+    after cnn_rnn's frame_bn, which follows the last conv)."""
+    names = {layer.name for layer in model.layers}
+    last = max((n for n in names if n[:4] == "conv" and n[4:].isdigit()), key=lambda n: int(n[4:]), default=None)
     for name, kept in keep.items():
         conv = model.get_layer(name)
         gone = np.setdiff1d(np.arange(getattr(conv, "layer", conv).filters), kept)
         kernel, bias = conv.get_weights()
         kernel[..., gone], bias[gone] = 0.0, 0.0
         conv.set_weights([kernel, bias])
-        bn_name = name.replace("conv", "bn")
-        if bn_name in {layer.name for layer in model.layers}:
-            gamma, beta, mean, var = model.get_layer(bn_name).get_weights()
-            gamma[gone], beta[gone] = 0.0, 0.0
-            model.get_layer(bn_name).set_weights([gamma, beta, mean, var])
+        for bn_name in [name.replace("conv", "bn"), *(["frame_bn"] if name == last else [])]:
+            if bn_name in names:
+                gamma, beta, mean, var = model.get_layer(bn_name).get_weights()
+                gamma[gone], beta[gone] = 0.0, 0.0
+                model.get_layer(bn_name).set_weights([gamma, beta, mean, var])
 
 
 def expected_chain_params(model, keep: dict[str, np.ndarray]) -> int:

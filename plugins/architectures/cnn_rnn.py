@@ -2,8 +2,14 @@
 
 Input: (T, H, W, C) frames. Every frame goes through the same CNN: ``frames`` folds the frames
 into the batch, then blocks ``conv{i}`` -> [``bn{i}``] -> ReLU ``act{i}`` -> ``pool{i}`` and
-``frame_pool`` (global average pooling); ``sequence`` unfolds the (B, T, features) sequence
-that feeds ``rnn`` (LSTM or GRU), then ``drop_rnn``, ``fc1..`` and the softmax ``logits``.
+``frame_pool`` (global average pooling) -> [``frame_bn``]; ``sequence`` unfolds the
+(B, T, features) sequence that feeds ``rnn`` (LSTM or GRU), then ``drop_rnn``, ``fc1..`` and
+the softmax ``logits``.
+
+``frame_bn`` (with ``batch_norm``) standardises the pooled frame features across the batch:
+the averages of silhouettes of different people differ by a few percent, and without it the
+RNN gets almost the same input for everyone (on the synthetic gait data: no progress in 100
+steps without it, 0.44 training accuracy with it).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._common import classifier_head, conv_block, dropout, max_pool, scaled, width_field
+from ._common import BN_MOMENTUM, classifier_head, conv_block, dropout, max_pool, scaled, width_field
 
 INPUT_KIND = "sequence"
 EMBEDDING = False
@@ -46,6 +52,8 @@ def build(*, input_shape: tuple[int | None, ...], num_classes: int, params: Para
                        batch_norm=params.batch_norm, l2=params.l2)
         x = max_pool(x, i, rank=2)
     x = keras.layers.GlobalAveragePooling2D(name="frame_pool")(x)
+    if params.batch_norm:  # pooled features differ little between people: standardise them
+        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name="frame_bn")(x)
     x = BatchToFrames(name="sequence")([x, inputs])
     rnn_cls = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[params.rnn]
     x = rnn_cls(scaled(params.rnn_units, params.width), name="rnn")(x)

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gaitrun.errors import DataError
 
-from ._common import classifier_head, dropout, scaled, width_field
+from ._common import BN_MOMENTUM, classifier_head, dropout, scaled, width_field
 
 INPUT_KIND = "image"
 EMBEDDING = False
@@ -74,6 +74,8 @@ def build(*, input_shape: tuple[int, ...], num_classes: int, params: Params) -> 
     backbone = _backbone(params, input_shape)
     # pretrained: BatchNormalization keeps its statistics (Keras' transfer-learning advice);
     # random weights: the statistics must be learnt, so the backbone trains like any layer
+    if not pretrained:
+        _track_batch_statistics(backbone)
     x = backbone(x, training=False) if pretrained else backbone(x)
     x = dropout(x, params.dropout, "drop_features")
     outputs = classifier_head(x, units=[scaled(u, params.width) for u in params.dense_units],
@@ -103,6 +105,20 @@ def set_trainable(model: Any, *, unfreeze_top: int | None) -> None:
     first = 0 if unfreeze_top is None else max(0, len(backbone.layers) - unfreeze_top)
     for i, layer in enumerate(backbone.layers):
         layer.trainable = i >= first and not isinstance(layer, keras.layers.BatchNormalization)
+
+
+def _track_batch_statistics(backbone: Any) -> None:
+    """Give a randomly initialised backbone's BatchNormalization layers ``BN_MOMENTUM`` (0.9).
+
+    keras.applications builds them with momentum 0.99-0.999, made for fine-tuning ImageNet
+    statistics: from random weights, a few hundred steps would leave the moving mean and
+    variance at their initial values, and the model would predict a constant in inference.
+    """
+    import keras
+
+    for layer in backbone.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = min(layer.momentum, BN_MOMENTUM)
 
 
 def _preprocess(params: Params) -> Any:
