@@ -1,23 +1,33 @@
 """What percentile filter pruning buys: parameter, FLOPs and measured throughput ratios.
 
-For cnn3d (25x60x60x2) and cnn2d_bmvc (60x60x50) at ``--width`` and each percentile, prints
-pruned/unpruned ratios of parameters, FLOPs and inference throughput -- Keras
+For cnn3d (25x60x60x2) and cnn2d_bmvc (60x60x50) at ``--width``, prints pruned/unpruned
+ratios of filters, parameters, FLOPs and inference throughput -- Keras
 (``model(x, training=False)``) and ONNX Runtime (CPU; exported with gaitrun's Keras -> ONNX
-converter) at batch 1 and 8. Throughput is measured in ``--rounds`` rounds that alternate the
-unpruned and the pruned model, and the ratio of the best rounds is reported (the best round
-is the one least slowed down by other processes on a shared machine). Target: ONNX Runtime throughput ratio >= 1.6 at p = 40.
+converter) at batch 1 and 8 -- for every setting in one run: ``scope per_layer`` at each of
+``--percentiles`` (granularity 1: exactly p % of every layer's filters go), and at p = 40
+each of ``--extra`` (default: ``per_layer`` with granularity 8, and ``global`` with
+``normalise max``, the scope the recipes use).
+
+Throughput is measured in ``--rounds`` rounds that alternate the unpruned and the pruned
+model. Two ratios are printed: wall clock (the best round of each: the least slowed down by
+other processes on a shared machine) and CPU time (user + sys of the whole process per
+sample, the best round of each: less sensitive to other processes taking the cores, but
+counting ONNX Runtime's spin-waiting threads). Target: ONNX Runtime throughput ratio >= 1.6
+at p = 40.
 
 The models are freshly initialised: their filter norms are nearly equal within a layer, so a
-*global* threshold removes whole layers down to one filter (not what happens to trained
-nets); the default ``--scope per_layer`` removes p % of every layer instead.
+*global* threshold without normalisation would remove whole layers down to one filter (not
+what happens to trained nets); ``per_layer`` removes p % of every layer instead.
 
-    python bench/pruning.py [--width 0.5] [--percentiles 10 40 60] [--scope per_layer]
-                            [--granularity 1] [--rounds 5] [--seconds 0.6] [--threads 0]
+    python bench/pruning.py [--width 0.5] [--percentiles 10 40 60]
+                            [--extra per_layer:8 global:max] [--rounds 5] [--seconds 0.6]
+                            [--threads 0]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,16 +38,19 @@ import numpy as np
 
 MODELS = {"cnn3d": (25, 60, 60, 2), "cnn2d_bmvc": (60, 60, 50)}
 BATCHES = (1, 8)
+BACKENDS = ("keras", "ort")
 
 
-def throughput(run: Callable[[], Any], batch: int, seconds: float) -> float:
-    """Samples per second of ``run`` (one batch per call) over at least ``seconds`` and 3 calls."""
+def throughput(run: Callable[[], Any], batch: int, seconds: float) -> tuple[float, float]:
+    """Samples per wall-clock second and per CPU second (user + sys, all threads) of ``run``
+    (one batch per call) over at least ``seconds`` and 3 calls."""
     run()
-    calls, start = 0, time.perf_counter()
+    calls, start, cpu = 0, time.perf_counter(), time.process_time()
     while calls < 3 or time.perf_counter() - start < seconds:
         run()
         calls += 1
-    return calls * batch / (time.perf_counter() - start)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return calls * batch / wall, calls * batch / max(cpu, 1e-9)
 
 
 def runners(model: Any, onnx_path: Path, x: np.ndarray, threads: int) -> dict[str, Callable[[], Any]]:
@@ -54,26 +67,44 @@ def runners(model: Any, onnx_path: Path, x: np.ndarray, threads: int) -> dict[st
 
 def compare(base: Any, pruned: Any, paths: tuple[Path, Path], shape: tuple[int, ...],
             args: argparse.Namespace) -> dict[str, float]:
-    """Pruned/unpruned ratio of the best throughput over the rounds, per backend and batch size.
-
-    The best of several alternating rounds is the least disturbed by other processes.
-    """
+    """Pruned/unpruned ratios of the best wall-clock and CPU-time throughput over the rounds,
+    per backend and batch size (keys ``"ort b8"`` and ``"ort b8 cpu"``)."""
     ratios: dict[str, float] = {}
     for batch in BATCHES:
         x = np.random.default_rng(0).normal(size=(batch, *shape)).astype("float32")
         run_base = runners(base, paths[0], x, args.threads)
         run_pruned = runners(pruned, paths[1], x, args.threads)
-        for backend in run_base:
-            best_base = best_pruned = 0.0
+        for backend in BACKENDS:
+            best = np.zeros((2, 2))  # [base, pruned] x [wall, cpu]
             for _ in range(args.rounds):
-                best_base = max(best_base, throughput(run_base[backend], batch, args.seconds))
-                best_pruned = max(best_pruned, throughput(run_pruned[backend], batch, args.seconds))
-            ratios[f"{backend} b{batch}"] = best_pruned / best_base
+                best[0] = np.maximum(best[0], throughput(run_base[backend], batch, args.seconds))
+                best[1] = np.maximum(best[1], throughput(run_pruned[backend], batch, args.seconds))
+            ratios[f"{backend} b{batch}"] = best[1, 0] / best[0, 0]
+            ratios[f"{backend} b{batch} cpu"] = best[1, 1] / best[0, 1]
     return ratios
 
 
+def settings(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The pruner settings to measure: the percentile sweep, then the extra p = 40 rows."""
+    rows = [{"percentile": p, "scope": "per_layer"} for p in args.percentiles]
+    for extra in args.extra:
+        scope, _, option = extra.partition(":")
+        row = {"percentile": 40.0, "scope": scope}
+        row.update({"granularity": int(option)} if option.isdigit() else
+                   {"normalise": option} if option else {})
+        rows.append(row)
+    return rows
+
+
+def label(setting: dict[str, Any]) -> str:
+    """A short name of a setting for the table: ``per_layer``, ``per_layer g8``, ``global max``."""
+    extra = ([f"g{setting['granularity']}"] if "granularity" in setting else []) + \
+            ([setting["normalise"]] if "normalise" in setting else [])
+    return " ".join([setting["scope"], *extra])
+
+
 def bench_model(arch: str, args: argparse.Namespace, folder: Path) -> list[dict[str, Any]]:
-    """One row per percentile for ``arch``."""
+    """One row per setting for ``arch``."""
     import importlib
 
     import keras
@@ -89,36 +120,40 @@ def bench_model(arch: str, args: argparse.Namespace, folder: Path) -> list[dict[
     base_path = folder / f"{arch}.onnx"
     keras_to_onnx(base, base_path, input_name="input", opset=13)
     rows = []
-    for p in args.percentiles:
-        pruned, report = prune_model(base, Params(percentile=p, scope=args.scope,
-                                                  granularity=args.granularity))
-        path = folder / f"{arch}_p{p:g}.onnx"
+    for i, setting in enumerate(settings(args)):
+        pruned, report = prune_model(base, Params(**{"granularity": 1, **setting}))
+        path = folder / f"{arch}_{i}.onnx"
         keras_to_onnx(pruned, path, input_name="input", opset=13)
         totals = report["totals"]
-        row = {"model": arch, "p": p,
-               **{key: totals[key]["after"] / totals[key]["before"] for key in ("params", "flops")},
-               **compare(base, pruned, (base_path, path), shape, args)}
-        print(f"  {arch} p={p:g} done: filters {totals['filters']['after']}/{totals['filters']['before']}",
-              flush=True)
-        rows.append(row)
+        rows.append({"model": arch, "p": setting["percentile"], "setting": label(setting),
+                     **{key: totals[key]["after"] / totals[key]["before"]
+                        for key in ("filters", "params", "flops")},
+                     **compare(base, pruned, (base_path, path), shape, args),
+                     "load": os.getloadavg()[0]})
+        kept = {name: layer["filters_after"] for name, layer in report["layers"].items()}
+        print(f"  {arch} p={setting['percentile']:g} {label(setting)}: kept {kept}", flush=True)
     return rows
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    keys = ["params", "flops"] + [f"{b} b{n}" for b in ("keras", "ort") for n in BATCHES]
-    print("\nratios pruned / unpruned (throughput: higher is faster)")
-    print(f"{'model':<11} {'p':>4} " + " ".join(f"{k:>9}" for k in keys))
+    sizes = ["filters", "params", "flops"]
+    speeds = [f"{b} b{n}" for b in BACKENDS for n in BATCHES]
+    print("\nratios pruned / unpruned (throughput: higher is faster; 'cpu': per CPU second)")
+    keys = sizes + speeds + [f"ort b{n} cpu" for n in BATCHES]
+    print(f"{'model':<11} {'p':>3} {'setting':<13} " + " ".join(f"{k:>10}" for k in keys) + "   load")
     for row in rows:
-        print(f"{row['model']:<11} {row['p']:>4g} " + " ".join(
-            f"{row[k]:>9.3f}" if k in ("params", "flops") else f"{row[k]:>8.2f}x" for k in keys))
+        cells = [f"{row[k]:>10.3f}" if k in sizes else f"{row[k]:>9.2f}x" for k in keys]
+        print(f"{row['model']:<11} {row['p']:>3g} {row['setting']:<13} " + " ".join(cells)
+              + f"  {row['load']:5.2f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--width", type=float, default=0.5)
-    parser.add_argument("--percentiles", type=float, nargs="+", default=[10, 40, 60])
-    parser.add_argument("--scope", choices=["global", "per_layer"], default="per_layer")
-    parser.add_argument("--granularity", type=int, default=1, help="kept counts: multiples of this")
+    parser.add_argument("--percentiles", type=float, nargs="+", default=[10, 40, 60],
+                        help="scope per_layer, granularity 1")
+    parser.add_argument("--extra", nargs="*", default=["per_layer:8", "global:max"],
+                        help="more p = 40 rows: SCOPE[:GRANULARITY or :NORMALISE]")
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=0.6, help="per throughput measurement")
@@ -128,11 +163,13 @@ def main() -> None:
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    start, load = time.perf_counter(), os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         rows = [row for arch in args.models for row in bench_model(arch, args, Path(tmp))]
-    print(f"width {args.width}, scope {args.scope}, criterion l1, granularity {args.granularity}, "
-          f"threads {args.threads or 'default'}, {args.rounds} rounds x "
-          f"{args.seconds:g} s per measurement")
+    print(f"width {args.width}, criterion l1, threads {args.threads or 'default'}, {args.rounds} "
+          f"rounds x {args.seconds:g} s per measurement; {time.perf_counter() - start:.0f} s; "
+          f"load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "
+          f"at end {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print_table(rows)
 
 

