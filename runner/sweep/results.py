@@ -38,20 +38,16 @@ def _status(tune_status: str, result: dict[str, Any], failures: int, max_failure
     return "unfinished"
 
 
-def _failures(trial_path: str, recorded: int) -> int:
-    """How often the trial failed: Tune appends a ``Failure # N`` header to ``error.txt`` for
-    every failure (its saved counter can lag behind)."""
+def _error_log(trial_path: str) -> str:
+    """Tune's ``error.txt`` of the trial ("" if it never failed): a ``Failure # N`` header and
+    a traceback appended for every failure."""
     error_file = Path(trial_path, "error.txt")
-    logged = error_file.read_text(errors="replace").count("Failure # ") if error_file.is_file() else 0
-    return max(recorded, logged)
+    return error_file.read_text(errors="replace") if error_file.is_file() else ""
 
 
-def _error_line(trial_path: str) -> str:
-    """The last line of the trial's ``error.txt`` (Tune's traceback): ``SomeError: message`` -> ``message``."""
-    error_file = Path(trial_path, "error.txt")
-    if not error_file.is_file():
-        return ""
-    lines = [ln.strip() for ln in error_file.read_text(errors="replace").splitlines() if ln.strip()]
+def _error_line(log: str) -> str:
+    """The last line of an error log: ``SomeError: message`` -> ``message``."""
+    lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
     last = lines[-1] if lines else ""
     name, sep, message = last.partition(": ")
     return message if sep and " " not in name else last
@@ -60,12 +56,13 @@ def _error_line(trial_path: str) -> str:
 def trial_row(trial: Any, search: Search) -> dict[str, Any]:
     """One trial as a table row: id, status, its values, its last reported figures."""
     result = trial.last_result or {}
-    failures = _failures(trial.path, trial.num_failures)
+    log = _error_log(trial.path)
+    failures = max(trial.num_failures, log.count("Failure # "))  # Tune's saved counter can lag
     status = _status(trial.status, result, failures, search.max_failures)
     row: dict[str, Any] = {"trial_id": trial.trial_id, "status": status, **trial_values(search, trial.config)}
     row.update({k: v for k, v in result.items() if k not in _NOT_METRICS and k not in row})
     row["failures"] = failures
-    row["error"] = _error_line(trial.path) if status == "failed" else ""
+    row["error"] = _error_line(log) if status == "failed" else ""
     return row
 
 

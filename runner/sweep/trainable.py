@@ -41,8 +41,7 @@ class TrialError(RuntimeError):
 def _die_with_parent() -> None:
     """In the work process before exec: SIGKILL it when the thread that started it dies."""
     PR_SET_PDEATHSIG = 1
-    with_libc = ctypes.CDLL(None, use_errno=True)
-    with_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _work_env(cpus: float) -> dict[str, str]:
@@ -74,12 +73,12 @@ def _failure(code: int, tail: collections.deque) -> TrialError:
     return TrialError(text)
 
 
-def trial_info(message: dict[str, Any], started: float) -> dict[str, Any]:
-    """Where and how the trial runs: Ray node, the work process's peak memory and pid, time so far."""
+def trial_info(proc: subprocess.Popen, peak_rss_mb: float, started: float) -> dict[str, Any]:
+    """Where and how the trial runs: Ray node, the work process's pid and peak memory, time so far."""
     import ray
 
-    return {"node_id": ray.get_runtime_context().get_node_id(), "peak_rss_mb": message["peak_rss_mb"],
-            "duration_s": round(time.perf_counter() - started, 2), "work_pid": message["pid"]}
+    return {"node_id": ray.get_runtime_context().get_node_id(), "peak_rss_mb": peak_rss_mb,
+            "duration_s": round(time.perf_counter() - started, 2), "work_pid": proc.pid}
 
 
 def _relay(proc: subprocess.Popen, started: float) -> dict[str, Any] | None:
@@ -88,8 +87,8 @@ def _relay(proc: subprocess.Popen, started: float) -> dict[str, Any] | None:
 
     final = None
     for line in proc.stdout:
-        message = {**json.loads(line), "pid": proc.pid}
-        result = {**message["result"], **trial_info(message, started)}
+        message = json.loads(line)
+        result = {**message["result"], **trial_info(proc, message["peak_rss_mb"], started)}
         if message["kind"] == "epoch":
             tune.report(result)
         else:
