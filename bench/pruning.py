@@ -2,8 +2,10 @@
 
 For cnn3d (25x60x60x2) and cnn2d_bmvc (60x60x50) at ``--width``, prints pruned/unpruned
 ratios of filters, parameters, FLOPs and inference throughput -- Keras
-(``model(x, training=False)``) and ONNX Runtime (CPU; exported with gaitrun's Keras -> ONNX
-converter) at batch 1 and 8 -- for every setting in one run: ``scope per_layer`` at each of
+(``model(x, training=False)``) and ONNX Runtime (CPU; the FP32 graph gaitrun's ``onnx``
+exporter writes: Conv3D as Conv2D over frames, conv input channels padded to multiples of 8;
+``--plain-onnx`` measures the converter's graph without those rewrites) at batch 1 and 8 --
+for every setting in one run: ``scope per_layer`` at each of
 ``--percentiles`` (granularity 1: exactly p % of every layer's filters go), and at p = 40
 each of ``--extra`` (default: ``per_layer`` with granularity 8, and ``global`` with
 ``normalise max``, the scope the recipes use).
@@ -21,7 +23,7 @@ what happens to trained nets); ``per_layer`` removes p % of every layer instead.
 
     python bench/pruning.py [--width 0.5] [--percentiles 10 40 60]
                             [--extra per_layer:8 global:max] [--rounds 5] [--seconds 0.6]
-                            [--threads 0]
+                            [--threads 0] [--plain-onnx]
 """
 
 from __future__ import annotations
@@ -117,13 +119,14 @@ def bench_model(arch: str, args: argparse.Namespace, folder: Path) -> list[dict[
     shape = MODELS[arch]
     keras.utils.set_random_seed(0)
     base = module.build(input_shape=shape, num_classes=150, params=module.Params(width=args.width))
+    rewrite = not args.plain_onnx
     base_path = folder / f"{arch}.onnx"
-    keras_to_onnx(base, base_path, input_name="input", opset=13)
+    keras_to_onnx(base, base_path, input_name="input", opset=13, conv3d_as_2d=rewrite, pad_channels=rewrite)
     rows = []
     for i, setting in enumerate(settings(args)):
         pruned, report = prune_model(base, Params(**{"granularity": 1, **setting}))
         path = folder / f"{arch}_{i}.onnx"
-        keras_to_onnx(pruned, path, input_name="input", opset=13)
+        keras_to_onnx(pruned, path, input_name="input", opset=13, conv3d_as_2d=rewrite, pad_channels=rewrite)
         totals = report["totals"]
         rows.append({"model": arch, "p": setting["percentile"], "setting": label(setting),
                      **{key: totals[key]["after"] / totals[key]["before"]
@@ -158,6 +161,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=0.6, help="per throughput measurement")
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads (0: the default)")
+    parser.add_argument("--plain-onnx", action="store_true",
+                        help="ONNX graphs as converted, without the exporter's Conv3D and padding rewrites")
     args = parser.parse_args()
     if args.threads:
         import tensorflow as tf
@@ -166,7 +171,7 @@ def main() -> None:
     start, load = time.perf_counter(), os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         rows = [row for arch in args.models for row in bench_model(arch, args, Path(tmp))]
-    print(f"width {args.width}, criterion l1, threads {args.threads or 'default'}, {args.rounds} "
+    print(f"width {args.width}, criterion l1, onnx {'plain' if args.plain_onnx else 'as exported'}, threads {args.threads or 'default'}, {args.rounds} "
           f"rounds x {args.seconds:g} s per measurement; {time.perf_counter() - start:.0f} s; "
           f"load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "
           f"at end {' '.join(f'{v:.2f}' for v in os.getloadavg())}")

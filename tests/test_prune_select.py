@@ -138,3 +138,38 @@ def test_bad_arguments_are_refused():
         select_filters(KERNELS, percentile=100)
     with pytest.raises(ValueError, match="different filter counts"):
         select_filters({**KERNELS, "c": kernel_with_l1([1, 2])}, percentile=10, groups=[("a", "c")])
+
+
+# --- fine-tune settings ----------------------------------------------------------------
+
+def _recipe(tmp_path, prune: str, train: str = "train: {epochs: 23, optimizer: {name: sgd, lr: 0.02}}"):
+    from conftest import BASE_RECIPE
+
+    from gaitrun.recipe import load_recipe
+
+    text = BASE_RECIPE.replace("train:\n  optimizer: {name: adam, lr: 0.001}\n  batch_size: 32\n  epochs: 2\n", "")
+    path = tmp_path / "r.yaml"
+    path.write_text(text + train + "\n" + prune + "\n")
+    return load_recipe(path).recipe
+
+
+def test_finetune_defaults_rewind_the_training_lr_over_a_fifth_of_its_epochs(tmp_path):
+    recipe = _recipe(tmp_path, "prune: {percentile: 40}")
+    assert recipe.prune.finetune_plan(recipe.train) == {
+        "epochs": 5, "lr": 0.02, "schedule": "cosine", "optimizer": "sgd", "fresh_head": False}
+    recipe = _recipe(tmp_path, "prune: {percentile: 40, finetune: {epochs: 0, lr: 0.001, schedule: constant, "
+                               "optimizer: adam}}", train="train: {epochs: 2}")
+    assert recipe.prune.finetune_plan(recipe.train) == {
+        "epochs": 0, "lr": 0.001, "schedule": "constant", "optimizer": "adam", "fresh_head": False}
+    recipe = _recipe(tmp_path, "prune: {percentile: 40}", train="train: {epochs: 2}")
+    assert recipe.prune.finetune_plan(recipe.train)["epochs"] == 1  # at least one
+
+
+def test_finetune_cosine_schedule_starts_at_the_lr_and_decays_towards_zero():
+    from gaitrun.train.setup import finetune_schedule
+
+    (callback,) = finetune_schedule("cosine", 0.01, 4)
+    rates = [callback.schedule(epoch, None) for epoch in range(4)]
+    assert rates[0] == pytest.approx(0.01) and rates[2] == pytest.approx(0.005)
+    assert all(a > b > 0 for a, b in zip(rates, rates[1:], strict=False))
+    assert finetune_schedule("constant", 0.01, 4) == []

@@ -38,6 +38,10 @@ def test_prune_stage_then_prune_again(tmp_path):
     assert totals["params"]["after"] < totals["params"]["before"]
     assert totals["filters"]["after"] < totals["filters"]["before"]
     assert {"before", "after_pruning", "after_finetune"} <= set(pruning)
+    assert pruning["finetune"] == {"epochs": 1, "lr": 0.001, "schedule": "cosine", "optimizer": "adam",
+                                   "fresh_head": False}
+    history = (run / "pruned" / "folds" / pruning["best_fold"] / "history.csv").read_text().splitlines()
+    assert len(history) == 2 and float(history[1].split(",")[-1]) == pytest.approx(0.001)  # fine-tuned at its lr
     assert (run / "pruned" / "model.keras").is_file() and (run / "plots" / "filters_kept.png").is_file()
     assert "## Pruning" in (run / "report.md").read_text()
 

@@ -10,7 +10,8 @@ Keras' to ~1e-7. We then rename the graph input to the run's ``input_name`` and 
 axis to ``batch`` so TensorRT profiles and ``trtexec --minShapes=<input>:...`` read naturally.
 With ``conv3d_as_2d`` the 3-D convolutions are rewritten exactly as 2-D ones for ONNX Runtime's
 faster CPU kernels (see ``gaitrun.export.conv3d_as_2d``); TensorRT has fast 3-D kernels and
-gets the graph as converted.
+gets the graph as converted. With ``pad_channels`` the 2-D convolutions whose input channel count
+misses ONNX Runtime's blocked kernel get zero channels added (``gaitrun.export.pad_channels``).
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from ..errors import StageError
 BATCH_AXIS = "batch"
 
 
-def keras_to_onnx(model: Any, final: Path, *, input_name: str, opset: int, conv3d_as_2d: bool = False) -> None:
+def keras_to_onnx(model: Any, final: Path, *, input_name: str, opset: int, conv3d_as_2d: bool = False,
+                  pad_channels: bool = False) -> None:
     """Convert a single-input Keras model to ONNX at ``final`` (atomically)."""
     import onnx
 
     from .conv3d_as_2d import rewrite_conv3d
+    from .pad_channels import pad_conv_inputs
 
     _call_once(model)
     with atomic_path(final) as tmp:
@@ -40,6 +43,8 @@ def keras_to_onnx(model: Any, final: Path, *, input_name: str, opset: int, conv3
         proto = onnx.load(str(tmp))
         _name_input(proto, input_name)
         _name_batch_axis(proto)
+        if pad_channels:  # first: a Conv3D's channels are padded as the Conv2D it becomes needs
+            pad_conv_inputs(proto, conv3d_as_2d=conv3d_as_2d)
         if conv3d_as_2d:
             rewrite_conv3d(proto)
         onnx.checker.check_model(proto)

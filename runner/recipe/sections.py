@@ -7,7 +7,7 @@ flat plugin keys of ``cv``, ``prune`` and ``deploy``) are joined to these bases 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -143,8 +143,14 @@ class Evaluate(Strict):
 # --- prune (plugin keys are added beside these) -----------------------------------------
 
 class Finetune(Strict):
-    epochs: int = Field(5, ge=0, le=100_000)
-    lr: float = Field(1e-3, gt=0, le=10)
+    """Training after pruning. The defaults restart the training's learning rate and let it decay
+    to zero over the fine-tune ("learning-rate rewinding", Renda et al. 2020), over a fifth of the
+    training's epochs (Embedded-Gait: 25 + 5 after 150). The training's own schedule and early
+    stopping do not apply: they are set for ``train.epochs``."""
+
+    epochs: int | None = Field(None, ge=0, le=100_000, description="default: train.epochs / 5, at least 1")
+    lr: float | None = Field(None, gt=0, le=10, description="default: train.optimizer.lr")
+    schedule: Literal["cosine", "constant"] = Field("cosine", description="cosine: lr decays to 0 over the epochs")
     optimizer: Literal["adam", "sgd", "rmsprop", "adamw"] | None = Field(
         None, description="default: the train optimizer")
     fresh_head: bool = Field(False, description="re-initialise the softmax layer, as Embedded-Gait does")
@@ -152,6 +158,13 @@ class Finetune(Strict):
 
 class PruneBase(Strict):
     finetune: Finetune = Field(default_factory=Finetune)
+
+    def finetune_plan(self, train: Train) -> dict[str, Any]:
+        """The fine-tune's epochs, lr and schedule with the defaults resolved against ``train``."""
+        ft = self.finetune
+        return {"epochs": ft.epochs if ft.epochs is not None else max(1, round(train.epochs / 5)),
+                "lr": ft.lr if ft.lr is not None else train.optimizer.lr, "schedule": ft.schedule,
+                "optimizer": ft.optimizer or train.optimizer.name, "fresh_head": ft.fresh_head}
 
 
 # --- deploy (plugin keys are added beside these) ----------------------------------------

@@ -49,15 +49,14 @@ def prune_fold(ctx: Any, prep: Any, fold: Any) -> dict:
     embedding = embedding_model(ctx)
     before = evaluate_fold(model, prep, fold, ctx.recipe, embedding=embedding)
     after_prune = evaluate_fold(pruned, prep, fold, ctx.recipe, embedding=embedding)
-    ft = ctx.recipe.prune.finetune
-    if ctx.recipe.prune.finetune.fresh_head:
+    ft = ctx.recipe.prune.finetune_plan(ctx.recipe.train)
+    if ft["fresh_head"]:
         _fresh_head(pruned)
     if (out_dir / "model.keras").is_file():  # fine-tuned; the process died while evaluating it
         pruned = load_model(out_dir / "model.keras")
     else:
-        if ft.epochs > 0:
-            pruned = train_one(ctx, prep, fold, out_dir, epochs=ft.epochs, initial=pruned,
-                               optimizer=ft.optimizer, lr=ft.lr)
+        if ft["epochs"] > 0:
+            pruned = train_one(ctx, prep, fold, out_dir, epochs=ft["epochs"], initial=pruned, finetune=ft)
         finish_fold(out_dir, pruned)
     after = evaluate_fold(pruned, prep, fold, ctx.recipe, embedding=embedding)
     result = {"fold": fold.name, "report": report, "before": headline(before),
@@ -80,6 +79,7 @@ def run(ctx: Any) -> dict:
         tmp.write_bytes(ctx.folder.file("pruned", "folds", best, "model.keras").read_bytes())
     summary = {
         "percentile": ctx.recipe.prune.percentile, "best_fold": best,
+        "finetune": ctx.recipe.prune.finetune_plan(ctx.recipe.train),
         "report": best_result["report"],
         "before": aggregate_folds([r["before"] for r in per_fold]),
         "after_pruning": aggregate_folds([r["after_pruning"] for r in per_fold]),

@@ -71,12 +71,13 @@ def _phases(ctx: Any, epochs: int, initial: Any) -> list[tuple[int, float, Any]]
 
 
 def train_one(ctx: Any, prep: Any, fold: Any, folder: Any, *, epochs: int, initial: Any = None,
-              optimizer: str | None = None, lr: float | None = None) -> Any:
+              finetune: dict[str, Any] | None = None) -> Any:
     """Fit a model on ``fold.train`` (resuming from checkpoints in ``folder``); returns it.
-    ``initial`` fine-tunes a given model (e.g. a pruned one) instead of building the recipe's."""
+    ``initial`` fine-tunes a given model (e.g. a pruned one) instead of building the recipe's,
+    with the optimizer, lr and schedule of ``finetune`` (``PruneBase.finetune_plan``)."""
     recipe, train = ctx.recipe, ctx.recipe.train
     done, checkpoint, history = resume_point(folder)
-    optimizer, lr = optimizer or train.optimizer.name, lr or train.optimizer.lr
+    optimizer, lr = (finetune["optimizer"], finetune["lr"]) if finetune else (train.optimizer.name, train.optimizer.lr)
     with setup.distribution_scope(train):
         model = _build(ctx, prep, checkpoint, initial)
     positions = oversampled(fold.train, prep.labels[fold.train]) if recipe.data.oversample else fold.train
@@ -98,7 +99,7 @@ def train_one(ctx: Any, prep: Any, fold: Any, folder: Any, *, epochs: int, initi
         weights = setup.class_weights(train, prep.labels[positions], len(prep.class_names), prep.class_names) \
             if train.loss.name == "cross_entropy" else None
         plan = FitPlan(folder=folder, epochs=until, steps_per_epoch=max(1, math.ceil(len(positions) / train.batch_size)),
-                       callbacks=_callbacks(ctx, folder, train, lr * factor), class_weight=weights,
+                       callbacks=_callbacks(ctx, folder, train, lr * factor, finetune), class_weight=weights,
                        on_epoch=lambda e, logs: ctx.callbacks.on_epoch_end(fold.name, e, logs))
         history = fit_fold(train_model, model, train_ds, val_ds, plan, initial_epoch=done, history=history)
         done = max(done, len(history))
@@ -107,10 +108,13 @@ def train_one(ctx: Any, prep: Any, fold: Any, folder: Any, *, epochs: int, initi
     return model
 
 
-def _callbacks(ctx: Any, folder: Any, train: Any, lr: float) -> list[Any]:
+def _callbacks(ctx: Any, folder: Any, train: Any, lr: float, finetune: dict[str, Any] | None) -> list[Any]:
     import keras
 
-    out = setup.schedule_callbacks(train, lr) + setup.early_stopping(train)
+    if finetune is None:
+        out = setup.schedule_callbacks(train, lr) + setup.early_stopping(train)
+    else:
+        out = setup.finetune_schedule(finetune["schedule"], lr, finetune["epochs"])
     if train.tensorboard:
         out.append(keras.callbacks.TensorBoard(log_dir=str(folder / "tensorboard"), write_graph=False))
     return out

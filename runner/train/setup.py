@@ -90,6 +90,15 @@ def schedule_callbacks(train: Any, lr: float) -> list[Any]:
     return []
 
 
+def finetune_schedule(name: str, lr: float, epochs: int) -> list[Any]:
+    """The fine-tune's schedule: ``cosine`` decays ``lr`` to 0 over ``epochs`` (epoch 0 at ``lr``)."""
+    import keras
+
+    if name == "constant":
+        return []
+    return [keras.callbacks.LearningRateScheduler(lambda epoch, _lr: 0.5 * lr * (1 + math.cos(math.pi * epoch / epochs)))]
+
+
 def early_stopping(train: Any) -> list[Any]:
     import keras
 
