@@ -17,7 +17,9 @@ control: the same fine-tuning without pruning (the unpruned model simply trained
 to tell what pruning costs from what the extra epochs give or take; ``--control`` runs it
 beside every pruned run. Both models see optical
 flow, as in Embedded-Gait: cnn3d clips of 25x60x60x2, cnn2d_bmvc stacks of 60x60x50.
-TensorFlow's CPU Conv3D training is slow: cnn3d's 25 epochs need about 12 CPU-minutes.
+Both train long enough to converge (a model still learning gains from any extra epochs, which
+hides what pruning costs); TensorFlow's CPU Conv3D training is slow: cnn3d's 60 epochs need
+about half an hour on 2 cores.
 
     python bench/pruning_finetune.py [--models cnn3d cnn2d_bmvc] [--percentile 40] [--seeds 1 2 3]
         [--control] [--workdir DIR] [--reuse ARCH:SEED=RUN_FOLDER ...] [--set KEY=VALUE ...]
@@ -62,9 +64,9 @@ evaluate:
 """
 MODELS = {
     "cnn3d": dict(arch="cnn3d", modality="optical_flow", frames=25, size=60, width=0.125, lr=1e-3,
-                  batch=8, epochs=25),
+                  batch=8, epochs=60),
     "cnn2d_bmvc": dict(arch="cnn2d_bmvc", modality="optical_flow", frames=25, size=60, width=0.25,
-                       lr=1e-3, batch=16, epochs=30),
+                       lr=1e-3, batch=16, epochs=100),
 }
 METRICS = ("accuracy", "accuracy_window", "rank1_nm")
 STAGES = ("before", "after_pruning", "after_finetune")

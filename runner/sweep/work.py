@@ -127,8 +127,14 @@ def main() -> int:
     except GaitrunError as exc:
         traceback.print_exception(exc)
         return GAITRUN_ERROR_EXIT
+    finally:
+        channel.flush()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stderr.flush()
+    # Every file of the run is written (atomically) and closed, and the messages are flushed:
+    # skip the interpreter's and TensorFlow's teardown, which takes 1-1.5 s per trial here.
+    os._exit(code)
