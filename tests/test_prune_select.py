@@ -153,15 +153,15 @@ def _recipe(tmp_path, prune: str, train: str = "train: {epochs: 23, optimizer: {
     return load_recipe(path).recipe
 
 
-def test_finetune_defaults_rewind_the_training_lr_over_a_fifth_of_its_epochs(tmp_path):
+def test_finetune_defaults_rewind_the_training_lr_over_two_fifths_of_its_epochs(tmp_path):
     recipe = _recipe(tmp_path, "prune: {percentile: 40}")
     assert recipe.prune.finetune_plan(recipe.train) == {
-        "epochs": 5, "lr": 0.02, "schedule": "cosine", "optimizer": "sgd", "fresh_head": False}
+        "epochs": 9, "lr": 0.02, "schedule": "cosine", "optimizer": "sgd", "fresh_head": False}
     recipe = _recipe(tmp_path, "prune: {percentile: 40, finetune: {epochs: 0, lr: 0.001, schedule: constant, "
                                "optimizer: adam}}", train="train: {epochs: 2}")
     assert recipe.prune.finetune_plan(recipe.train) == {
         "epochs": 0, "lr": 0.001, "schedule": "constant", "optimizer": "adam", "fresh_head": False}
-    recipe = _recipe(tmp_path, "prune: {percentile: 40}", train="train: {epochs: 2}")
+    recipe = _recipe(tmp_path, "prune: {percentile: 40}", train="train: {epochs: 1}")
     assert recipe.prune.finetune_plan(recipe.train)["epochs"] == 1  # at least one
 
 
