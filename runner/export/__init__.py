@@ -7,6 +7,8 @@ run knows about the model's inputs. Sub-modules (imported only when needed):
 
 - ``onnx_convert``  Keras -> ONNX (dynamic batch axis), FP16 conversion
 - ``conv3d_as_2d``  exact rewrite of ONNX Conv3D nodes as Conv2D over frames (ONNX Runtime)
+- ``pad_channels``  exact zero-padding of ONNX conv channels to whole blocks of 8 (ONNX Runtime)
+- ``onnx_graph``    helpers the two ONNX rewrites share
 - ``keras_conv3d``  the same rewrite on a Keras model, before TFLite conversion
 - ``quantize``      ONNX INT8 static quantization calibrated on training samples
 - ``parity``        run an exported model, compare it with the Keras model, gate on ``max_drop``

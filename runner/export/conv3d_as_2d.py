@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from .onnx_graph import attrs, consumers, copied_nodes, drop_unused
+
 FRAME_MAJOR = [0, 2, 1, 3, 4]  # (N, C, T, H, W) <-> (N, T, C, H, W); its own inverse
 
 
@@ -35,19 +37,18 @@ def rewrite_conv3d(proto: Any) -> int:
     graph = proto.graph
     shapes = _static_shapes(onnx.shape_inference.infer_shapes(proto))
     inits = {i.name: i for i in graph.initializer}
-    consumers = _consumers(graph)
+    readers = consumers(graph)
     frame_major: dict[str, str] = {}  # NCTHW tensor -> the same values in NTCHW layout
     absorbed: set[str] = set()  # outputs of the Relus now inside a rewritten conv
     nodes, count = [], 0
-    for node in graph.node:
+    for node in copied_nodes(graph):
         if node.op_type == "Relu" and node.output[0] in absorbed:
             continue
         geometry = _geometry(node, inits, shapes)
         if geometry is None:
-            nodes.append(onnx.NodeProto())
-            nodes[-1].CopyFrom(node)  # the originals go with the field cleared below
+            nodes.append(node)
             continue
-        relu = _single_relu(node, consumers)
+        relu = _single_relu(node, readers)
         if relu is not None:
             absorbed.add(relu.output[0])
         nodes.extend(_conv2d_nodes(node, relu, geometry, inits, graph, frame_major))
@@ -55,7 +56,7 @@ def rewrite_conv3d(proto: Any) -> int:
     del graph.node[:]
     graph.node.extend(nodes)
     _fold_transposes(graph)
-    _drop_dead_nodes(graph)
+    drop_unused(graph)
     return count
 
 
@@ -65,18 +66,8 @@ def _static_shapes(inferred: Any) -> dict[str, list[int | None]]:
             for v in [*graph.value_info, *graph.input, *graph.output]}
 
 
-def _consumers(graph: Any) -> dict[str, list[Any]]:
-    found: dict[str, list[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            found.setdefault(name, []).append(node)
-    return found
 
 
-def _attrs(node: Any) -> dict[str, Any]:
-    import onnx
-
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
 def _geometry(node: Any, inits: dict[str, Any], shapes: dict[str, list[int | None]]) -> dict[str, Any] | None:
@@ -87,12 +78,12 @@ def _geometry(node: Any, inits: dict[str, Any], shapes: dict[str, list[int | Non
     in_shape = shapes.get(node.input[0])
     if len(kernel) != 5 or not in_shape or len(in_shape) != 5 or None in in_shape[1:]:
         return None
-    attrs = _attrs(node)
-    strides = list(attrs.get("strides", [1, 1, 1]))
-    dilations = list(attrs.get("dilations", [1, 1, 1]))
-    pads = list(attrs.get("pads", [0] * 6))
-    if attrs.get("group", 1) != 1 or dilations[0] != 1 or pads[0] or pads[3] \
-            or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID"):
+    given = attrs(node)
+    strides = list(given.get("strides", [1, 1, 1]))
+    dilations = list(given.get("dilations", [1, 1, 1]))
+    pads = list(given.get("pads", [0] * 6))
+    if given.get("group", 1) != 1 or dilations[0] != 1 or pads[0] or pads[3] \
+            or given.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID"):
         return None
     out_shape = shapes.get(node.output[0])
     if not out_shape or len(out_shape) != 5 or None in out_shape[1:]:
@@ -152,7 +143,7 @@ def _fold_transposes(graph: Any) -> None:
     for node in graph.node:
         first = producers.get(node.input[0]) if node.op_type == "Transpose" else None
         if first is not None and first.op_type == "Transpose":
-            outer, inner = list(_attrs(first)["perm"]), list(_attrs(node)["perm"])
+            outer, inner = list(attrs(first)["perm"]), list(attrs(node)["perm"])
             node.input[0] = first.input[0]
             del node.attribute[:]
             node.attribute.append(_perm([outer[i] for i in inner]))
@@ -163,18 +154,3 @@ def _perm(values: list[int]) -> Any:
 
     return helper.make_attribute("perm", values)
 
-
-def _drop_dead_nodes(graph: Any) -> None:
-    """Remove nodes (and initializers) nothing uses any more, e.g. transposes made redundant."""
-    outputs = {o.name for o in graph.output}
-    while True:
-        used = {name for node in graph.node for name in node.input} | outputs
-        dead = [n for n in graph.node if not any(o in used for o in n.output)]
-        if not dead:
-            break
-        for n in dead:
-            graph.node.remove(n)
-    used = {name for node in graph.node for name in node.input}
-    unused = [i for i in graph.initializer if i.name not in used]
-    for i in unused:
-        graph.initializer.remove(i)

@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from .onnx_graph import attrs, consumers, copied_nodes, drop_unused
+
 BLOCK = 8  # channels per NCHWc block with AVX2
 # ops that act on each channel alone: a producer's zero channels pass through them to the consumer
 CHANNELWISE = frozenset({"Relu", "LeakyRelu", "Clip", "Elu", "Selu", "Sigmoid", "Tanh", "HardSigmoid",
@@ -45,24 +47,16 @@ def pad_conv_inputs(proto: Any, multiple: int = BLOCK, conv3d_as_2d: bool = True
     Conv3D with temporal kernel ``kt``, only when ``conv3d_as_2d``) at least ``multiple`` but
     not a multiple of it.
     """
-    import onnx
-
     graph = proto.graph
-    nodes = []
-    for original in graph.node:  # copies: the originals go when the field is cleared below
-        nodes.append(onnx.NodeProto())
-        nodes[-1].CopyFrom(original)
+    nodes = copied_nodes(graph)
     inits = {i.name: i for i in graph.initializer}
     taken = set(inits) | {name for node in nodes for name in [*node.input, *node.output]}
     producers = {out: node for node in nodes for out in node.output}
-    readers: dict[str, int] = {}
-    for node in nodes:
-        for name in node.input:
-            readers[name] = readers.get(name, 0) + 1
-    for name in (o.name for o in graph.output):
-        readers[name] = readers.get(name, 0) + 1
+    readers = {name: len(users) for name, users in consumers(graph).items()}
+    for output in graph.output:  # a graph output is read from outside
+        readers[output.name] = readers.get(output.name, 0) + 1
     padded: list[tuple[int, Any]] = []  # (position, Pad node) to insert
-    replaced, stale, count = set(), set(), 0
+    stale, count = set(), 0
     for position, node in enumerate(nodes):
         kernel = inits.get(node.input[1]) if node.op_type == "Conv" and len(node.input) > 1 else None
         c_in = _padded_input_channels(node, kernel, multiple)
@@ -70,8 +64,7 @@ def pad_conv_inputs(proto: Any, multiple: int = BLOCK, conv3d_as_2d: bool = True
             continue
         chain = _producer_chain(node.input[0], producers, readers, inits)
         if chain is not None:
-            producer = chain[0]
-            replaced.update(_pad_filters(producer, c_in, inits, graph, taken))
+            _pad_filters(chain[0], c_in, inits, graph, taken)
             stale.update(n.output[0] for n in chain)
         elif len(kernel.dims) == 4:
             padded.append((position, _pad_input(node, c_in - int(kernel.dims[1]), inits, graph, taken)))
@@ -79,14 +72,13 @@ def pad_conv_inputs(proto: Any, multiple: int = BLOCK, conv3d_as_2d: bool = True
             continue  # a Conv3D's input is padded through its producer only
         node.input[1] = _add_initializer(graph, inits, taken, f"{kernel.name}_cin{c_in}",
                                          _pad_axis(_array(kernel), 1, c_in))
-        replaced.add(kernel.name)
         count += 1
     for position, pad in reversed(padded):
         nodes.insert(position, pad)
-    if replaced:
+    if count:
         del graph.node[:]
         graph.node.extend(nodes)
-        _drop_unused_initializers(graph, replaced)
+        drop_unused(graph)  # the kernels and biases that were replaced
         _drop_value_info(graph, stale)
     return count
 
@@ -95,7 +87,7 @@ def _padded_input_channels(node: Any, kernel: Any, multiple: int) -> int | None:
     """``C_in`` rounded up so that the (frame-stacked) input channels fill whole blocks, or None."""
     if kernel is None or len(kernel.dims) not in (4, 5):
         return None
-    if next((a.i for a in node.attribute if a.name == "group"), 1) != 1:
+    if attrs(node).get("group", 1) != 1:
         return None
     c_in = int(kernel.dims[1])
     frames = int(kernel.dims[2]) if len(kernel.dims) == 5 else 1  # Conv2D over kt stacked frames
@@ -118,23 +110,19 @@ def _producer_chain(tensor: str, producers: dict[str, Any], readers: dict[str, i
         if node.op_type == "Conv":
             kernel = inits.get(node.input[1]) if len(node.input) > 1 else None
             bias_ok = len(node.input) < 3 or node.input[2] in inits
-            group = next((a.i for a in node.attribute if a.name == "group"), 1)
-            return chain if kernel is not None and bias_ok and group == 1 else None
+            return chain if kernel is not None and bias_ok and attrs(node).get("group", 1) == 1 else None
         if node.op_type not in CHANNELWISE or len(node.input) > 1 and node.op_type != "Clip":
             return None
         tensor = node.input[0]
 
 
-def _pad_filters(conv: Any, filters: int, inits: dict[str, Any], graph: Any, taken: set[str]) -> list[str]:
-    """Give ``conv`` zero filters (and zero biases) up to ``filters``; return the replaced initializers."""
-    replaced = []
+def _pad_filters(conv: Any, filters: int, inits: dict[str, Any], graph: Any, taken: set[str]) -> None:
+    """Give ``conv`` zero filters (and zero biases) up to ``filters``."""
     for slot in (1, 2):  # kernel, bias
         if len(conv.input) > slot and conv.input[slot]:
             old = inits[conv.input[slot]]
             conv.input[slot] = _add_initializer(graph, inits, taken, f"{old.name}_out{filters}",
                                                 _pad_axis(_array(old), 0, filters))
-            replaced.append(old.name)
-    return replaced
 
 
 def _pad_input(conv: Any, extra: int, inits: dict[str, Any], graph: Any, taken: set[str]) -> Any:
@@ -179,24 +167,8 @@ def _unique(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def _drop_unused_initializers(graph: Any, names: set[str]) -> None:
-    """Drop the initializers in ``names`` that no node (in any subgraph) reads any more."""
-    used = set(_inputs_read(graph))
-    drop = [n for n, i in enumerate(graph.initializer) if i.name in names and i.name not in used]
-    for index in reversed(drop):
-        del graph.initializer[index]
-
-
 def _drop_value_info(graph: Any, names: set[str]) -> None:
     """Forget recorded shapes of tensors that gained channels."""
     drop = [n for n, v in enumerate(graph.value_info) if v.name in names]
     for index in reversed(drop):
         del graph.value_info[index]
-
-
-def _inputs_read(graph: Any):
-    for node in graph.node:
-        yield from node.input
-        for attr in node.attribute:
-            for sub in [attr.g, *attr.graphs] if attr.HasField("g") else attr.graphs:
-                yield from _inputs_read(sub)

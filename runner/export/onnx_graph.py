@@ -1,0 +1,48 @@
+"""Small helpers shared by the ONNX graph rewrites (``conv3d_as_2d``, ``pad_channels``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def consumers(graph: Any) -> dict[str, list[Any]]:
+    """The nodes that read each tensor."""
+    found: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            found.setdefault(name, []).append(node)
+    return found
+
+
+def attrs(node: Any) -> dict[str, Any]:
+    """A node's attributes as plain values."""
+    import onnx
+
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def copied_nodes(graph: Any) -> list[Any]:
+    """Copies of the graph's nodes: a rewrite edits them, then replaces ``graph.node`` with them
+    (the originals go when that field is cleared)."""
+    import onnx
+
+    nodes = []
+    for original in graph.node:
+        nodes.append(onnx.NodeProto())
+        nodes[-1].CopyFrom(original)
+    return nodes
+
+
+def drop_unused(graph: Any) -> None:
+    """Remove nodes whose outputs nothing reads any more, then initializers nothing reads."""
+    outputs = {o.name for o in graph.output}
+    while True:
+        used = {name for node in graph.node for name in node.input} | outputs
+        dead = [n for n in graph.node if not any(o in used for o in n.output)]
+        if not dead:
+            break
+        for n in dead:
+            graph.node.remove(n)
+    used = {name for node in graph.node for name in node.input}
+    for init in [i for i in graph.initializer if i.name not in used]:
+        graph.initializer.remove(init)
