@@ -10,9 +10,11 @@ of the unpruned model, of the pruned model before fine-tuning and after it, and 
 lost, per seed and their mean. Target: at most 1 point of accuracy / rank-1 lost at p = 40.
 
 Metrics: ``accuracy`` (per walk: the windows' majority), ``accuracy_window`` (per 5-frame
-step window) and the k-NN rank-1 of the embedding (normal-walk gallery, per window). The
-holdout has 40 walks and 120 windows: one walk is 2.5 points, one window 0.8 point, so
-differences of a few points are within the noise of one run. ``--percentile 0`` is the
+step window) and the k-NN rank-1 of the embedding (normal-walk gallery, per window). By
+default the holdout has 40 walks and 120 windows: one walk is 2.5 points, one window 0.8
+point, so differences of a few points are within the noise of one run. ``--walks 30 --holdout
+0.5`` holds out 150 walks (450 windows) and trains on as many; the means over seeds are printed
+with their standard error. ``--percentile 0`` is the
 control: the same fine-tuning without pruning (the unpruned model simply trained further),
 to tell what pruning costs from what the extra epochs give or take; ``--control`` runs it
 beside every pruned run. Both models see optical
@@ -22,7 +24,7 @@ hides what pruning costs); TensorFlow's CPU Conv3D training is slow: cnn3d's 60 
 about half an hour on 2 cores.
 
     python bench/pruning_finetune.py [--models cnn3d cnn2d_bmvc] [--percentile 40] [--seeds 1 2 3]
-        [--control] [--workdir DIR] [--reuse ARCH:SEED=RUN_FOLDER ...] [--set KEY=VALUE ...]
+        [--walks 12] [--holdout 0.3] [--epochs N] [--control] [--workdir DIR] [--reuse ARCH:SEED=RUN_FOLDER ...] [--set KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ import numpy as np
 DATA = """\
 data:
   adapter: synthetic_gait
-  params: {subjects: 10, views: [90], walks: {nm: 12}, frames: 40}
+  params: {subjects: 10, views: [90], walks: {nm: %(walks)d}, frames: 40}
   modality: %(modality)s
   clip: {frames: %(frames)d, stride: 5, size: [%(size)d, %(size)d]}
 augment:
@@ -57,7 +59,7 @@ train:
   batch_size: %(batch)d
   epochs: %(epochs)d
   tensorboard: false
-cv: {scheme: holdout, fraction: 0.3, group_by: sequence}
+cv: {scheme: holdout, fraction: %(holdout)g, group_by: sequence}
 evaluate:
   metrics: [accuracy]
   knn: {k: 1, protocol: casia_b, exclude_identical_view: false}
@@ -72,9 +74,11 @@ METRICS = ("accuracy", "accuracy_window", "rank1_nm")
 STAGES = ("before", "after_pruning", "after_finetune")
 
 
-def recipe(arch: str, seed: int) -> str:
+def recipe(arch: str, seed: int, walks: int = 12, holdout: float = 0.3, epochs: int | None = None) -> str:
     """The training recipe of ``arch`` (no prune section: ``gaitrun prune`` adds it)."""
-    spec = MODELS[arch]
+    spec = {**MODELS[arch], "walks": walks, "holdout": holdout}
+    if epochs is not None:
+        spec["epochs"] = epochs
     return f"name: prune_ft_{arch}_s{seed}\nseed: {seed}\n" + DATA % spec + TRAIN % spec
 
 
@@ -101,7 +105,7 @@ def train(arch: str, seed: int, args: argparse.Namespace, work: Path) -> tuple[P
     if f"{arch}:{seed}" in args.reuse:
         return Path(args.reuse[f"{arch}:{seed}"]), {}
     path = work / f"{arch}_s{seed}.yaml"
-    path.write_text(recipe(arch, seed))
+    path.write_text(recipe(arch, seed, args.walks, args.holdout, args.epochs))
     cost = gaitrun("run", str(path), "--artifacts", str(work / "art"))
     return newest_run(work / "art", f"prune_ft_{arch}_s{seed}"), cost
 
@@ -168,7 +172,9 @@ def print_means(rows: list[dict[str, Any]]) -> None:
             values = [lost(r["pruned"], metric) for r in mine]
             if None in values:
                 continue
-            line = (f"  {arch:<11} {metric:<16} {np.mean([v[2] for v in values]):>6.2f} over seeds "
+            points = [v[2] for v in values]
+            error = np.std(points, ddof=1) / np.sqrt(len(points)) if len(points) > 1 else float("nan")
+            line = (f"  {arch:<11} {metric:<16} {np.mean(points):>6.2f} ± {error:.2f} (s.e.) over seeds "
                     f"{[r['seed'] for r in mine]} (each: {', '.join(f'{v[2]:.1f}' for v in values)})")
             if all("control" in r for r in mine):
                 vs = [100 * (r["control"]["after_finetune"]["mean"][metric] - r["pruned"]["after_finetune"]["mean"][metric])
@@ -183,6 +189,9 @@ def main() -> None:
     parser.add_argument("--percentile", type=float, default=40.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--control", action="store_true", help="also fine-tune each model unpruned (p = 0)")
+    parser.add_argument("--walks", type=int, default=12, help="normal walks per subject (default 12)")
+    parser.add_argument("--holdout", type=float, default=0.3, help="fraction of the walks held out (default 0.3)")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: per model, above)")
     parser.add_argument("--workdir", type=Path, default=None, help="default: a new temporary folder")
     parser.add_argument("--reuse", nargs="*", default=[], metavar="ARCH:SEED=RUN",
                         help="prune this finished run instead of training ARCH at SEED")

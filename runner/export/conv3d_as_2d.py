@@ -66,10 +66,6 @@ def _static_shapes(inferred: Any) -> dict[str, list[int | None]]:
             for v in [*graph.value_info, *graph.input, *graph.output]}
 
 
-
-
-
-
 def _geometry(node: Any, inits: dict[str, Any], shapes: dict[str, list[int | None]]) -> dict[str, Any] | None:
     """Kernel, strides and frame counts of a Conv3D that can be rewritten, else ``None``."""
     if node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in inits:
