@@ -163,6 +163,13 @@ def print_result(r: dict[str, Any]) -> None:
         print(line)
 
 
+def mean_error(values: list[float]) -> str:
+    """``mean ± standard error`` of ``values`` (no error for a single value)."""
+    if len(values) < 2:
+        return f"{np.mean(values):>6.2f}"
+    return f"{np.mean(values):>6.2f} ± {np.std(values, ddof=1) / np.sqrt(len(values)):.2f} (s.e.)"
+
+
 def print_means(rows: list[dict[str, Any]]) -> None:
     """Points lost per architecture and metric, mean over the seeds (and against the control)."""
     print("\nmean points lost after fine-tuning (unpruned - pruned; 'vs control': p = 0 fine-tuned alike - pruned)")
@@ -173,13 +180,12 @@ def print_means(rows: list[dict[str, Any]]) -> None:
             if None in values:
                 continue
             points = [v[2] for v in values]
-            error = np.std(points, ddof=1) / np.sqrt(len(points)) if len(points) > 1 else float("nan")
-            line = (f"  {arch:<11} {metric:<16} {np.mean(points):>6.2f} ± {error:.2f} (s.e.) over seeds "
+            line = (f"  {arch:<11} {metric:<16} {mean_error(points)} over seeds "
                     f"{[r['seed'] for r in mine]} (each: {', '.join(f'{v[2]:.1f}' for v in values)})")
             if all("control" in r for r in mine):
                 vs = [100 * (r["control"]["after_finetune"]["mean"][metric] - r["pruned"]["after_finetune"]["mean"][metric])
                       for r in mine]
-                line += f"; vs control {np.mean(vs):.2f}"
+                line += f"; vs control {mean_error(vs)} (each: {', '.join(f'{v:.1f}' for v in vs)})"
             print(line)
 
 
