@@ -23,10 +23,9 @@ what happens to trained nets); ``per_layer`` removes p % of every layer instead.
 
 The default width is 1.0, the published sizes. The speed-up depends on width because ONNX
 Runtime's blocked (NCHWc) convolution on AVX2 costs steps, not a line, in the number of
-filters: measured on one Conv2D (64 input channels, 3x3, one thread), 32 filters take 18.9 ms,
-40 take 26.4 ms, 64 take 31.4 ms. A layer pruned from 32 to 19 filters (cnn3d's conv1 at width
-0.5) costs like 24, so at width 0.5 cnn3d gains 1.46-1.57x at p = 40 against 1.9-2.0x at
-width 1.0.
+filters (``bench/conv_filter_steps.py``): a layer pruned from 32 to 19 filters (cnn3d's conv1
+at width 0.5) costs like 24, so at width 0.5 cnn3d gains 1.46-1.57x at p = 40 against
+1.9-2.0x at width 1.0.
 
     python bench/pruning.py [--width 1.0] [--percentiles 10 40 60]
                             [--extra per_layer:8 global:max] [--rounds 5] [--seconds 0.6]

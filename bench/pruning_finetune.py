@@ -14,17 +14,17 @@ step window) and the k-NN rank-1 of the embedding (normal-walk gallery, per wind
 default the holdout has 40 walks and 120 windows: one walk is 2.5 points, one window 0.8
 point, so differences of a few points are within the noise of one run. ``--walks 30 --holdout
 0.5`` holds out 150 walks (450 windows) and trains on as many; the means over seeds are printed
-with their standard error. ``--percentile 0`` is the
-control: the same fine-tuning without pruning (the unpruned model simply trained further),
-to tell what pruning costs from what the extra epochs give or take; ``--control`` runs it
-beside every pruned run. Both models see optical
+with their standard error. ``--percentile 0`` is the control: the same fine-tuning without
+pruning (the unpruned model simply trained further), to tell what pruning costs from what the
+extra epochs give or take; ``--control`` runs it beside every pruned run. Both models see optical
 flow, as in Embedded-Gait: cnn3d clips of 25x60x60x2, cnn2d_bmvc stacks of 60x60x50.
 Both train long enough to converge (a model still learning gains from any extra epochs, which
 hides what pruning costs); TensorFlow's CPU Conv3D training is slow: cnn3d's 60 epochs need
 about half an hour on 2 cores.
 
     python bench/pruning_finetune.py [--models cnn3d cnn2d_bmvc] [--percentile 40] [--seeds 1 2 3]
-        [--walks 12] [--holdout 0.3] [--epochs N] [--control] [--workdir DIR] [--reuse ARCH:SEED=RUN_FOLDER ...] [--set KEY=VALUE ...]
+        [--walks 12] [--holdout 0.3] [--epochs N] [--control] [--workdir DIR]
+        [--reuse ARCH:SEED=RUN_FOLDER ...] [--set KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -74,8 +74,9 @@ METRICS = ("accuracy", "accuracy_window", "rank1_nm")
 STAGES = ("before", "after_pruning", "after_finetune")
 
 
-def recipe(arch: str, seed: int, walks: int = 12, holdout: float = 0.3, epochs: int | None = None) -> str:
-    """The training recipe of ``arch`` (no prune section: ``gaitrun prune`` adds it)."""
+def recipe(arch: str, seed: int, *, walks: int, holdout: float, epochs: int | None) -> str:
+    """The training recipe of ``arch`` (no prune section: ``gaitrun prune`` adds it); ``epochs``
+    None keeps the model's own count from ``MODELS``."""
     spec = {**MODELS[arch], "walks": walks, "holdout": holdout}
     if epochs is not None:
         spec["epochs"] = epochs
@@ -105,7 +106,7 @@ def train(arch: str, seed: int, args: argparse.Namespace, work: Path) -> tuple[P
     if f"{arch}:{seed}" in args.reuse:
         return Path(args.reuse[f"{arch}:{seed}"]), {}
     path = work / f"{arch}_s{seed}.yaml"
-    path.write_text(recipe(arch, seed, args.walks, args.holdout, args.epochs))
+    path.write_text(recipe(arch, seed, walks=args.walks, holdout=args.holdout, epochs=args.epochs))
     cost = gaitrun("run", str(path), "--artifacts", str(work / "art"))
     return newest_run(work / "art", f"prune_ft_{arch}_s{seed}"), cost
 
