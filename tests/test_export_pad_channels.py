@@ -80,6 +80,28 @@ def test_padding_is_exact_and_only_where_channels_miss_a_block(x, tmp_path, pad)
         np.testing.assert_array_less(np.abs(run_onnx(path, x[:batch]) - run_keras(model, x[:batch])), 1e-5)
 
 
+def test_the_model_input_is_padded_before_its_transpose_which_onnxruntime_then_folds(x, tmp_path):
+    """Keras models are channels-last: the converter transposes the input to NCHW. The zero channels
+    go on the NHWC side, so ONNX Runtime's blocked layout reads the input in one reorder."""
+    import onnxruntime as ort
+
+    path = tmp_path / onnx_exporter.export(_model(), params=onnx_exporter.Params(),
+                                           ctx=_ctx(tmp_path, "fp32", x[:0]))["model"]
+    graph = onnx.load(str(path)).graph
+    first, second = graph.node[0], graph.node[1]
+    assert (first.op_type, first.input[0]) == ("Pad", "flow")
+    assert (second.op_type, second.input[0]) == ("Transpose", first.output[0])
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    optimized = onnx.load(options.optimized_model_filepath).graph
+    if not any(n.op_type == "ReorderInput" for n in optimized.node):
+        pytest.skip("this CPU has no ONNX Runtime blocked (NCHWc) convolution")
+    readers = [n for n in optimized.node if first.output[0] in n.input]
+    assert [n.op_type for n in readers] == ["ReorderInput"]  # the Transpose is gone
+    assert any(a.name == "channels_last" and a.i == 1 for a in readers[0].attribute)
+
+
 def test_conv3d_channels_are_padded_for_the_frame_stacked_conv2d(tmp_path):
     model = _model3d()
     x = np.random.default_rng(2).normal(size=(3, 6, 9, 8, 3)).astype("float32")

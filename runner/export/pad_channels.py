@@ -15,7 +15,10 @@ Two exact rewrites bring such a Conv (the *consumer*) back onto the blocked kern
   them. The extra channels are whatever the activations make of zeros, and the consumer
   multiplies them by zero. The blocked kernel pads output channels to whole blocks anyway, so
   the zero filters cost nothing there, and the graph stays in the blocked layout;
-- otherwise (the model input, say) a ``Pad`` adds zero channels to the input.
+- otherwise (the model input, say) a ``Pad`` adds zero channels to the input. When that input
+  is a channels-last tensor transposed to NCHW (the converter's ``Transpose`` after a Keras
+  model's input), the zeros are added before the ``Transpose``, on the last axis: ONNX Runtime
+  then folds the ``Transpose`` into the reorder to the blocked layout it makes anyway.
 
 A Conv3D that will be computed as a Conv2D over ``kt`` stacked frames
 (``gaitrun.export.conv3d_as_2d``, which runs after this) reads ``kt * C`` channels, so ``C`` is
@@ -55,6 +58,7 @@ def pad_conv_inputs(proto: Any, multiple: int = BLOCK, conv3d_as_2d: bool = True
     readers = {name: len(users) for name, users in consumers(graph).items()}
     for output in graph.output:  # a graph output is read from outside
         readers[output.name] = readers.get(output.name, 0) + 1
+    position_of = {id(node): position for position, node in enumerate(nodes)}
     padded: list[tuple[int, Any]] = []  # (position, Pad node) to insert
     stale, count = set(), 0
     for position, node in enumerate(nodes):
@@ -67,13 +71,20 @@ def pad_conv_inputs(proto: Any, multiple: int = BLOCK, conv3d_as_2d: bool = True
             _pad_filters(chain[0], c_in, inits, graph, taken)
             stale.update(n.output[0] for n in chain)
         elif len(kernel.dims) == 4:
-            padded.append((position, _pad_input(node, c_in - int(kernel.dims[1]), inits, graph, taken)))
+            extra = c_in - int(kernel.dims[1])
+            transpose = _nhwc_transpose(node.input[0], producers, readers)
+            if transpose is not None:  # pad the channels-last tensor, before the Transpose
+                pad = _pad_input(transpose, extra, inits, graph, taken, axis=3)
+                padded.append((position_of[id(transpose)], pad))
+                stale.add(transpose.output[0])
+            else:
+                padded.append((position, _pad_input(node, extra, inits, graph, taken)))
         else:
             continue  # a Conv3D's input is padded through its producer only
         node.input[1] = _add_initializer(graph, inits, taken, f"{kernel.name}_cin{c_in}",
                                          _pad_axis(_array(kernel), 1, c_in))
         count += 1
-    for position, pad in reversed(padded):
+    for position, pad in sorted(padded, key=lambda item: item[0], reverse=True):
         nodes.insert(position, pad)
     if count:
         del graph.node[:]
@@ -125,16 +136,29 @@ def _pad_filters(conv: Any, filters: int, inits: dict[str, Any], graph: Any, tak
                                                 _pad_axis(_array(old), 0, filters))
 
 
-def _pad_input(conv: Any, extra: int, inits: dict[str, Any], graph: Any, taken: set[str]) -> Any:
-    """A ``Pad`` node that adds ``extra`` zero channels to ``conv``'s (NCHW) input, which now reads it."""
+def _nhwc_transpose(tensor: str, producers: dict[str, Any], readers: dict[str, int]) -> Any | None:
+    """The ``Transpose`` (perm 0, 3, 1, 2: NHWC to NCHW) that makes ``tensor`` and nothing else
+    reads, or None."""
+    node = producers.get(tensor)
+    if node is None or node.op_type != "Transpose" or readers.get(tensor, 0) != 1:
+        return None
+    return node if list(attrs(node).get("perm", [])) == [0, 3, 1, 2] else None
+
+
+def _pad_input(node: Any, extra: int, inits: dict[str, Any], graph: Any, taken: set[str],
+               axis: int = 1) -> Any:
+    """A ``Pad`` node that adds ``extra`` zeros on ``axis`` of ``node``'s first (4-D) input, which
+    ``node`` now reads: the channels of a Conv's NCHW input, or (``axis=3``) of the NHWC input of
+    the Transpose that feeds it."""
     from onnx import helper
 
-    pads = np.array([0, 0, 0, 0, 0, extra, 0, 0], np.int64)
-    pads_name = _add_initializer(graph, inits, taken, f"{conv.input[0]}_cin_pads", pads)
-    padded = _unique(f"{conv.input[0]}_cin", taken)
-    pad = helper.make_node("Pad", [conv.input[0], pads_name], [padded], mode="constant",
-                           name=_unique(f"{conv.name or padded}_pad", taken))
-    conv.input[0] = padded
+    pads = np.zeros(8, np.int64)
+    pads[4 + axis] = extra  # ONNX pads: all the starts, then all the ends
+    pads_name = _add_initializer(graph, inits, taken, f"{node.input[0]}_cin_pads", pads)
+    padded = _unique(f"{node.input[0]}_cin", taken)
+    pad = helper.make_node("Pad", [node.input[0], pads_name], [padded], mode="constant",
+                           name=_unique(f"{node.name or padded}_pad", taken))
+    node.input[0] = padded
     return pad
 
 
