@@ -11,15 +11,18 @@ each of ``--extra`` (default: ``per_layer`` with granularity 8, and ``global`` w
 ``normalise max``, the scope the recipes use).
 
 Throughput is measured in ``--rounds`` rounds that alternate the unpruned and the pruned
-model. Two ratios are printed: wall clock (the best round of each: the least slowed down by
-other processes on a shared machine) and CPU time (user + sys of the whole process per
-sample, the best round of each: less sensitive to other processes taking the cores, but
-counting ONNX Runtime's spin-waiting threads). Target: ONNX Runtime throughput ratio >= 1.6
-at p = 40.
+model. Three ratios are printed: wall clock (the best round of each: the least slowed down by
+other processes on a shared machine), CPU time (user + sys of the whole process per sample,
+the best round of each: less sensitive to other processes taking the cores, but counting ONNX
+Runtime's spin-waiting threads) and, for ONNX Runtime, the median with the range of the
+per-round ratios (each pruned measurement against the unpruned one just before it, so a
+slow-down that lasts a round hits both). Target: ONNX Runtime throughput ratio >= 1.6 at p = 40.
 
 The models are freshly initialised: their filter norms are nearly equal within a layer, so a
 *global* threshold without normalisation would remove whole layers down to one filter (not
 what happens to trained nets); ``per_layer`` removes p % of every layer instead.
+``--trained ARCH=RUN`` measures the best fold's model of a finished gaitrun run instead (e.g.
+one of ``bench/pruning_finetune.py``), where a global threshold means what it does in use.
 
 The default width is 1.0, the published sizes. The speed-up depends on width because ONNX
 Runtime's blocked (NCHWc) convolution on AVX2 costs steps, not a line, in the number of
@@ -29,7 +32,7 @@ at width 0.5) costs like 24, so at width 0.5 cnn3d gains 1.46-1.57x at p = 40 ag
 
     python bench/pruning.py [--width 1.0] [--percentiles 10 40 60]
                             [--extra per_layer:8 global:max] [--rounds 5] [--seconds 0.6]
-                            [--threads 0] [--plain-onnx]
+                            [--threads 0] [--plain-onnx] [--trained ARCH=RUN ...]
 """
 
 from __future__ import annotations
@@ -83,12 +86,13 @@ def compare(base: Any, pruned: Any, paths: tuple[Path, Path], shape: tuple[int, 
         run_base = runners(base, paths[0], x, args.threads)
         run_pruned = runners(pruned, paths[1], x, args.threads)
         for backend in BACKENDS:
-            best = np.zeros((2, 2))  # [base, pruned] x [wall, cpu]
-            for _ in range(args.rounds):
-                best[0] = np.maximum(best[0], throughput(run_base[backend], batch, args.seconds))
-                best[1] = np.maximum(best[1], throughput(run_pruned[backend], batch, args.seconds))
+            rounds = np.array([[throughput(run[backend], batch, args.seconds) for run in (run_base, run_pruned)]
+                               for _ in range(args.rounds)])  # round x [base, pruned] x [wall, cpu]
+            best = rounds.max(axis=0)
             ratios[f"{backend} b{batch}"] = best[1, 0] / best[0, 0]
             ratios[f"{backend} b{batch} cpu"] = best[1, 1] / best[0, 1]
+            paired = rounds[:, 1, 0] / rounds[:, 0, 0]  # each round's pruned vs the unpruned just before
+            ratios[f"{backend} b{batch} paired"] = (float(np.median(paired)), float(paired.min()), float(paired.max()))
     return ratios
 
 
@@ -111,6 +115,20 @@ def label(setting: dict[str, Any]) -> str:
     return " ".join([setting["scope"], *extra])
 
 
+def trained_model(run: Path, shape: tuple[int, ...]) -> Any:
+    """The best fold's model of the finished gaitrun run ``run`` (its ``metrics.json`` names the
+    fold); its input must have ``shape``."""
+    import json
+
+    from gaitrun.keras_io import load_model
+
+    best = json.loads((run / "metrics.json").read_text())["best_fold"]
+    model = load_model(run / "folds" / str(best) / "model.keras", compile=False)
+    if tuple(model.input_shape[1:]) != shape:
+        raise SystemExit(f"{run}: model input {model.input_shape[1:]}, the bench measures {shape}")
+    return model
+
+
 def bench_model(arch: str, args: argparse.Namespace, folder: Path) -> list[dict[str, Any]]:
     """One row per setting for ``arch``."""
     import importlib
@@ -121,10 +139,13 @@ def bench_model(arch: str, args: argparse.Namespace, folder: Path) -> list[dict[
     from gaitrun.plugins.pruners.l1_percentile import Params
     from gaitrun.prune import prune_model
 
-    module = importlib.import_module(f"gaitrun.plugins.architectures.{arch}")
     shape = MODELS[arch]
-    keras.utils.set_random_seed(0)
-    base = module.build(input_shape=shape, num_classes=150, params=module.Params(width=args.width))
+    if arch in args.trained:
+        base = trained_model(Path(args.trained[arch]), shape)
+    else:
+        module = importlib.import_module(f"gaitrun.plugins.architectures.{arch}")
+        keras.utils.set_random_seed(0)
+        base = module.build(input_shape=shape, num_classes=150, params=module.Params(width=args.width))
     rewrite = not args.plain_onnx
     base_path = folder / f"{arch}.onnx"
     keras_to_onnx(base, base_path, input_name="input", opset=13, conv3d_as_2d=rewrite, pad_channels=rewrite)
@@ -154,6 +175,11 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         cells = [f"{row[k]:>10.3f}" if k in sizes else f"{row[k]:>9.2f}x" for k in keys]
         print(f"{row['model']:<11} {row['p']:>3g} {row['setting']:<13} " + " ".join(cells)
               + f"  {row['load']:5.2f}")
+    print("\nONNX Runtime wall clock, each round's pruned vs the unpruned measured just before it: "
+          "median (min-max) over the rounds")
+    for row in rows:
+        cells = ["b{}  {:.2f}x ({:.2f}-{:.2f})".format(n, *row[f"ort b{n} paired"]) for n in BATCHES]
+        print(f"{row['model']:<11} {row['p']:>3g} {row['setting']:<13} " + "   ".join(cells))
 
 
 def main() -> None:
@@ -167,9 +193,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=0.6, help="per throughput measurement")
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads (0: the default)")
+    parser.add_argument("--trained", nargs="*", default=[], metavar="ARCH=RUN",
+                        help="measure the trained model of this finished run instead of fresh weights")
     parser.add_argument("--plain-onnx", action="store_true",
                         help="ONNX graphs as converted, without the exporter's Conv3D and padding rewrites")
     args = parser.parse_args()
+    args.trained = dict(item.split("=", 1) for item in args.trained)
     if args.threads:
         import tensorflow as tf
 
@@ -177,7 +206,8 @@ def main() -> None:
     start, load = time.perf_counter(), os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         rows = [row for arch in args.models for row in bench_model(arch, args, Path(tmp))]
-    print(f"width {args.width}, criterion l1, onnx {'plain' if args.plain_onnx else 'as exported'}, threads {args.threads or 'default'}, {args.rounds} "
+    trained = "".join(f", {arch} trained in {run}" for arch, run in args.trained.items())
+    print(f"width {args.width} (fresh models){trained}, criterion l1, onnx {'plain' if args.plain_onnx else 'as exported'}, threads {args.threads or 'default'}, {args.rounds} "
           f"rounds x {args.seconds:g} s per measurement; {time.perf_counter() - start:.0f} s; "
           f"load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "
           f"at end {' '.join(f'{v:.2f}' for v in os.getloadavg())}")

@@ -23,7 +23,7 @@ hides what pruning costs); TensorFlow's CPU Conv3D training is slow: cnn3d's 60 
 about half an hour on 2 cores.
 
     python bench/pruning_finetune.py [--models cnn3d cnn2d_bmvc] [--percentile 40] [--seeds 1 2 3]
-        [--walks 12] [--holdout 0.3] [--epochs N] [--control] [--workdir DIR]
+        [--walks 12] [--holdout 0.3] [--epochs N] [--width W] [--control] [--workdir DIR]
         [--reuse ARCH:SEED=RUN_FOLDER ...] [--set KEY=VALUE ...]
 """
 
@@ -74,12 +74,12 @@ METRICS = ("accuracy", "accuracy_window", "rank1_nm")
 STAGES = ("before", "after_pruning", "after_finetune")
 
 
-def recipe(arch: str, seed: int, *, walks: int, holdout: float, epochs: int | None) -> str:
+def recipe(arch: str, seed: int, *, walks: int, holdout: float, epochs: int | None,
+           width: float | None = None) -> str:
     """The training recipe of ``arch`` (no prune section: ``gaitrun prune`` adds it); ``epochs``
-    None keeps the model's own count from ``MODELS``."""
+    and ``width`` None keep the model's own values from ``MODELS``."""
     spec = {**MODELS[arch], "walks": walks, "holdout": holdout}
-    if epochs is not None:
-        spec["epochs"] = epochs
+    spec.update({k: v for k, v in (("epochs", epochs), ("width", width)) if v is not None})
     return f"name: prune_ft_{arch}_s{seed}\nseed: {seed}\n" + DATA % spec + TRAIN % spec
 
 
@@ -106,7 +106,8 @@ def train(arch: str, seed: int, args: argparse.Namespace, work: Path) -> tuple[P
     if f"{arch}:{seed}" in args.reuse:
         return Path(args.reuse[f"{arch}:{seed}"]), {}
     path = work / f"{arch}_s{seed}.yaml"
-    path.write_text(recipe(arch, seed, walks=args.walks, holdout=args.holdout, epochs=args.epochs))
+    path.write_text(recipe(arch, seed, walks=args.walks, holdout=args.holdout, epochs=args.epochs,
+                                width=args.width))
     cost = gaitrun("run", str(path), "--artifacts", str(work / "art"))
     return newest_run(work / "art", f"prune_ft_{arch}_s{seed}"), cost
 
@@ -199,6 +200,8 @@ def main() -> None:
     parser.add_argument("--walks", type=int, default=12, help="normal walks per subject (default 12)")
     parser.add_argument("--holdout", type=float, default=0.3, help="fraction of the walks held out (default 0.3)")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: per model, above)")
+    parser.add_argument("--width", type=float, default=None,
+                        help="model width (default: per model, above; 1.0 is the published size)")
     parser.add_argument("--workdir", type=Path, default=None, help="default: a new temporary folder")
     parser.add_argument("--reuse", nargs="*", default=[], metavar="ARCH:SEED=RUN",
                         help="prune this finished run instead of training ARCH at SEED")
