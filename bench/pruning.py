@@ -3,8 +3,9 @@
 For cnn3d (25x60x60x2) and cnn2d_bmvc (60x60x50) at ``--width``, prints pruned/unpruned
 ratios of filters, parameters, FLOPs and inference throughput -- Keras
 (``model(x, training=False)``) and ONNX Runtime (CPU; the FP32 graph gaitrun's ``onnx``
-exporter writes: Conv3D as Conv2D over frames, conv input channels padded to multiples of 8;
-``--plain-onnx`` measures the converter's graph without those rewrites) at batch 1 and 8 --
+exporter writes: Conv3D as Conv2D over frames, conv input channels padded to multiples of 8,
+consecutive linear layers folded into one; ``--no-fold`` leaves the linear layers apart,
+``--plain-onnx`` measures the converter's graph without any rewrite) at batch 1 and 8 --
 for every setting in one run: ``scope per_layer`` at each of
 ``--percentiles`` (granularity 1: exactly p % of every layer's filters go), and at p = 40
 each of ``--extra`` (default: ``per_layer`` with granularity 8, and ``global`` with
@@ -32,7 +33,7 @@ at width 0.5) costs like 24, so at width 0.5 cnn3d gains 1.46-1.57x at p = 40 ag
 
     python bench/pruning.py [--width 1.0] [--percentiles 10 40 60]
                             [--extra per_layer:8 global:max] [--rounds 5] [--seconds 0.6]
-                            [--threads 0] [--plain-onnx] [--trained ARCH=RUN ...]
+                            [--threads 0] [--no-fold] [--plain-onnx] [--trained ARCH=RUN ...]
 """
 
 from __future__ import annotations
@@ -147,13 +148,15 @@ def bench_model(arch: str, args: argparse.Namespace, folder: Path) -> list[dict[
         keras.utils.set_random_seed(0)
         base = module.build(input_shape=shape, num_classes=150, params=module.Params(width=args.width))
     rewrite = not args.plain_onnx
+    convert = dict(input_name="input", opset=13, conv3d_as_2d=rewrite, pad_channels=rewrite,
+                   fold_linear=rewrite and not args.no_fold)
     base_path = folder / f"{arch}.onnx"
-    keras_to_onnx(base, base_path, input_name="input", opset=13, conv3d_as_2d=rewrite, pad_channels=rewrite)
+    keras_to_onnx(base, base_path, **convert)
     rows = []
     for i, setting in enumerate(settings(args)):
         pruned, report = prune_model(base, Params(**{"granularity": 1, **setting}))
         path = folder / f"{arch}_{i}.onnx"
-        keras_to_onnx(pruned, path, input_name="input", opset=13, conv3d_as_2d=rewrite, pad_channels=rewrite)
+        keras_to_onnx(pruned, path, **convert)
         totals = report["totals"]
         rows.append({"model": arch, "p": setting["percentile"], "setting": label(setting),
                      **{key: totals[key]["after"] / totals[key]["before"]
@@ -195,8 +198,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads (0: the default)")
     parser.add_argument("--trained", nargs="*", default=[], metavar="ARCH=RUN",
                         help="measure the trained model of this finished run instead of fresh weights")
+    parser.add_argument("--no-fold", action="store_true",
+                        help="keep consecutive linear layers apart (the exporter's fold_linear: false)")
     parser.add_argument("--plain-onnx", action="store_true",
-                        help="ONNX graphs as converted, without the exporter's Conv3D and padding rewrites")
+                        help="ONNX graphs as converted, without the exporter's rewrites")
     args = parser.parse_args()
     args.trained = dict(item.split("=", 1) for item in args.trained)
     if args.threads:
@@ -207,7 +212,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows = [row for arch in args.models for row in bench_model(arch, args, Path(tmp))]
     trained = "".join(f", {arch} trained in {run}" for arch, run in args.trained.items())
-    print(f"width {args.width} (fresh models){trained}, criterion l1, onnx {'plain' if args.plain_onnx else 'as exported'}, threads {args.threads or 'default'}, {args.rounds} "
+    print(f"width {args.width} (fresh models){trained}, criterion l1, onnx {'plain' if args.plain_onnx else 'as exported' + (' without fold' if args.no_fold else '')}, threads {args.threads or 'default'}, {args.rounds} "
           f"rounds x {args.seconds:g} s per measurement; {time.perf_counter() - start:.0f} s; "
           f"load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "
           f"at end {' '.join(f'{v:.2f}' for v in os.getloadavg())}")

@@ -14,6 +14,8 @@ INT8 Conv3D has no fast kernel at all (4-5x slower than FP32). FP32 and FP16 gra
 zero input channels added to 2-D convolutions whose channel count is not a multiple of 8
 (``pad_channels``, exact): ONNX Runtime's blocked x86 kernel needs whole blocks of 8, and a
 conv that misses it (50 stacked flow channels, a pruned layer) runs 2-3x slower per FLOP.
+Every precision folds consecutive fully connected layers with no activation between them into
+one matrix (``fold_linear``; cnn2d_bmvc's fc1 -> embedding -> fc2: 16 MB of weights become 2 MB).
 
 Writes ``model.<precision>.onnx``; the input is named ``ctx.input_name`` and its first axis
 ``batch`` in every variant.
@@ -45,6 +47,8 @@ class Params(BaseModel):
                                                  "(faster in ONNX Runtime)")
     pad_channels: bool = Field(True, description="fp32/fp16: zero-pad conv input channels to a multiple "
                                                  "of 8 (exact; faster in ONNX Runtime)")
+    fold_linear: bool = Field(True, description="fold consecutive linear layers (no activation between) "
+                                                "into one matrix (exact up to float rounding; faster)")
 
 
 def export(model: Any, *, params: Params, ctx: Any) -> dict[str, Any]:
@@ -58,7 +62,7 @@ def export(model: Any, *, params: Params, ctx: Any) -> dict[str, Any]:
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     final = ctx.out_dir / f"model.{ctx.precision}.onnx"
     convert = dict(input_name=ctx.input_name, opset=params.opset, conv3d_as_2d=params.conv3d_as_2d,
-                   pad_channels=params.pad_channels and ctx.precision != "int8")
+                   pad_channels=params.pad_channels and ctx.precision != "int8", fold_linear=params.fold_linear)
     if ctx.precision == "fp32":
         keras_to_onnx(model, final, **convert)
     else:

@@ -12,6 +12,8 @@ With ``conv3d_as_2d`` the 3-D convolutions are rewritten exactly as 2-D ones for
 faster CPU kernels (see ``gaitrun.export.conv3d_as_2d``); TensorRT has fast 3-D kernels and
 gets the graph as converted. With ``pad_channels`` the 2-D convolutions whose input channel count
 misses ONNX Runtime's blocked kernel get zero channels added (``gaitrun.export.pad_channels``).
+With ``fold_linear`` consecutive fully connected layers with no activation between them become
+one (``gaitrun.export.fold_linear``).
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ BATCH_AXIS = "batch"
 
 
 def keras_to_onnx(model: Any, final: Path, *, input_name: str, opset: int, conv3d_as_2d: bool = False,
-                  pad_channels: bool = False) -> None:
+                  pad_channels: bool = False, fold_linear: bool = False) -> None:
     """Convert a single-input Keras model to ONNX at ``final`` (atomically)."""
     import onnx
 
     from .conv3d_as_2d import rewrite_conv3d
+    from .fold_linear import fold_linear_chains
     from .pad_channels import pad_conv_inputs
 
     _call_once(model)
@@ -43,6 +46,8 @@ def keras_to_onnx(model: Any, final: Path, *, input_name: str, opset: int, conv3
         proto = onnx.load(str(tmp))
         _name_input(proto, input_name)
         _name_batch_axis(proto)
+        if fold_linear:
+            fold_linear_chains(proto)
         if pad_channels:  # first: a Conv3D's channels are padded as the Conv2D it becomes needs
             pad_conv_inputs(proto, conv3d_as_2d=conv3d_as_2d)
         if conv3d_as_2d:

@@ -1,8 +1,10 @@
-"""Small helpers shared by the ONNX graph rewrites (``conv3d_as_2d``, ``pad_channels``)."""
+"""Small helpers shared by the ONNX graph rewrites (``conv3d_as_2d``, ``pad_channels``, ``fold_linear``)."""
 
 from __future__ import annotations
 
 from typing import Any
+
+import numpy as np
 
 
 def consumers(graph: Any) -> dict[str, list[Any]]:
@@ -46,3 +48,29 @@ def drop_unused(graph: Any) -> None:
     used = {name for node in graph.node for name in node.input}
     for init in [i for i in graph.initializer if i.name not in used]:
         graph.initializer.remove(init)
+
+
+def array(initializer: Any) -> np.ndarray:
+    """An initializer's values."""
+    from onnx import numpy_helper
+
+    return numpy_helper.to_array(initializer)
+
+
+def unique_name(name: str, taken: set[str]) -> str:
+    """``name``, or ``name_1``, ``name_2``... whichever is not in ``taken`` (then added to it)."""
+    candidate, n = name, 1
+    while candidate in taken:
+        candidate, n = f"{name}_{n}", n + 1
+    taken.add(candidate)
+    return candidate
+
+
+def add_initializer(graph: Any, inits: dict[str, Any], taken: set[str], name: str, values: np.ndarray) -> str:
+    """Add ``values`` to ``graph`` (and ``inits``) under a fresh name based on ``name``; return it."""
+    from onnx import numpy_helper
+
+    name = unique_name(name, taken)
+    graph.initializer.append(numpy_helper.from_array(values, name))
+    inits[name] = graph.initializer[-1]
+    return name

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from .onnx_graph import attrs, consumers, copied_nodes, drop_unused
+from .onnx_graph import add_initializer, array, attrs, consumers, copied_nodes, drop_unused, unique_name
 
 BLOCK = 8  # channels per NCHWc block with AVX2
 # ops that act on each channel alone: a producer's zero channels pass through them to the consumer
@@ -81,8 +81,8 @@ def pad_conv_inputs(proto: Any, multiple: int = BLOCK, conv3d_as_2d: bool = True
                 padded.append((position, _pad_input(node, extra, inits, graph, taken)))
         else:
             continue  # a Conv3D's input is padded through its producer only
-        node.input[1] = _add_initializer(graph, inits, taken, f"{kernel.name}_cin{c_in}",
-                                         _pad_axis(_array(kernel), 1, c_in))
+        node.input[1] = add_initializer(graph, inits, taken, f"{kernel.name}_cin{c_in}",
+                                        _pad_axis(array(kernel), 1, c_in))
         count += 1
     for position, pad in sorted(padded, key=lambda item: item[0], reverse=True):
         nodes.insert(position, pad)
@@ -132,8 +132,8 @@ def _pad_filters(conv: Any, filters: int, inits: dict[str, Any], graph: Any, tak
     for slot in (1, 2):  # kernel, bias
         if len(conv.input) > slot and conv.input[slot]:
             old = inits[conv.input[slot]]
-            conv.input[slot] = _add_initializer(graph, inits, taken, f"{old.name}_out{filters}",
-                                                _pad_axis(_array(old), 0, filters))
+            conv.input[slot] = add_initializer(graph, inits, taken, f"{old.name}_out{filters}",
+                                               _pad_axis(array(old), 0, filters))
 
 
 def _nhwc_transpose(tensor: str, producers: dict[str, Any], readers: dict[str, int]) -> Any | None:
@@ -154,41 +154,18 @@ def _pad_input(node: Any, extra: int, inits: dict[str, Any], graph: Any, taken: 
 
     pads = np.zeros(8, np.int64)
     pads[4 + axis] = extra  # ONNX pads: all the starts, then all the ends
-    pads_name = _add_initializer(graph, inits, taken, f"{node.input[0]}_cin_pads", pads)
-    padded = _unique(f"{node.input[0]}_cin", taken)
+    pads_name = add_initializer(graph, inits, taken, f"{node.input[0]}_cin_pads", pads)
+    padded = unique_name(f"{node.input[0]}_cin", taken)
     pad = helper.make_node("Pad", [node.input[0], pads_name], [padded], mode="constant",
-                           name=_unique(f"{node.name or padded}_pad", taken))
+                           name=unique_name(f"{node.name or padded}_pad", taken))
     node.input[0] = padded
     return pad
-
-
-def _array(initializer: Any) -> np.ndarray:
-    from onnx import numpy_helper
-
-    return numpy_helper.to_array(initializer)
 
 
 def _pad_axis(values: np.ndarray, axis: int, size: int) -> np.ndarray:
     widths = [(0, 0)] * values.ndim
     widths[axis] = (0, size - values.shape[axis])
     return np.pad(values, widths)
-
-
-def _add_initializer(graph: Any, inits: dict[str, Any], taken: set[str], name: str, values: np.ndarray) -> str:
-    from onnx import numpy_helper
-
-    name = _unique(name, taken)
-    graph.initializer.append(numpy_helper.from_array(values, name))
-    inits[name] = graph.initializer[-1]
-    return name
-
-
-def _unique(name: str, taken: set[str]) -> str:
-    candidate, n = name, 1
-    while candidate in taken:
-        candidate, n = f"{name}_{n}", n + 1
-    taken.add(candidate)
-    return candidate
 
 
 def _drop_value_info(graph: Any, names: set[str]) -> None:
