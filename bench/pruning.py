@@ -15,8 +15,8 @@ Throughput is measured in ``--rounds`` rounds that alternate the unpruned and th
 model. Three ratios are printed: wall clock (the best round of each: the least slowed down by
 other processes on a shared machine), CPU time (user + sys of the whole process per sample,
 the best round of each: less sensitive to other processes taking the cores, but counting ONNX
-Runtime's spin-waiting threads) and, for ONNX Runtime, the median with the range of the
-per-round ratios (each pruned measurement against the unpruned one just before it, so a
+Runtime's spin-waiting threads) and, for ONNX Runtime, the median with a 95 % bootstrap
+interval of it and the range of the per-round ratios (each pruned measurement against the unpruned one just before it, so a
 slow-down that lasts a round hits both). Target: ONNX Runtime throughput ratio >= 1.6 at p = 40.
 
 The models are freshly initialised: their filter norms are nearly equal within a layer, so a
@@ -93,8 +93,17 @@ def compare(base: Any, pruned: Any, paths: tuple[Path, Path], shape: tuple[int, 
             ratios[f"{backend} b{batch}"] = best[1, 0] / best[0, 0]
             ratios[f"{backend} b{batch} cpu"] = best[1, 1] / best[0, 1]
             paired = rounds[:, 1, 0] / rounds[:, 0, 0]  # each round's pruned vs the unpruned just before
-            ratios[f"{backend} b{batch} paired"] = (float(np.median(paired)), float(paired.min()), float(paired.max()))
+            ratios[f"{backend} b{batch} paired"] = (float(np.median(paired)), *median_interval(paired),
+                                                    float(paired.min()), float(paired.max()))
     return ratios
+
+
+def median_interval(values: np.ndarray, resamples: int = 4000) -> tuple[float, float]:
+    """A 95 % bootstrap interval of the median of ``values`` (percentile method, fixed seed)."""
+    rng = np.random.default_rng(0)
+    medians = np.median(rng.choice(values, size=(resamples, len(values))), axis=1)
+    low, high = np.percentile(medians, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def settings(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -179,9 +188,9 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print(f"{row['model']:<11} {row['p']:>3g} {row['setting']:<13} " + " ".join(cells)
               + f"  {row['load']:5.2f}")
     print("\nONNX Runtime wall clock, each round's pruned vs the unpruned measured just before it: "
-          "median (min-max) over the rounds")
+          "median [95 % bootstrap interval of the median] (min-max) over the rounds")
     for row in rows:
-        cells = ["b{}  {:.2f}x ({:.2f}-{:.2f})".format(n, *row[f"ort b{n} paired"]) for n in BATCHES]
+        cells = ["b{}  {:.2f}x [{:.2f}-{:.2f}] ({:.2f}-{:.2f})".format(n, *row[f"ort b{n} paired"]) for n in BATCHES]
         print(f"{row['model']:<11} {row['p']:>3g} {row['setting']:<13} " + "   ".join(cells))
 
 

@@ -5,9 +5,10 @@ cores (TensorRT FP16/INT8); on a CPU the ONNX exporter pads channels to whole bl
 itself (``pad_channels``), and ONNX Runtime's blocked kernel costs steps of filters
 (``bench/conv_filter_steps.py``, AVX2, one thread: 40 filters cost as much as 48, and 40% more
 than 32), so ``granularity: 16`` keeps filters nearly for free. Measured with
-``bench/pruning.py`` (ONNX Runtime, 2 threads) at p = 40 per layer, batch 1 / 8, published
-widths: cnn3d 1.95x / 1.95x faster than unpruned, cnn2d_bmvc 1.59x / 1.55-1.65x; at width 0.5
-cnn3d gains only 1.46-1.57x (its conv1 goes from 32 to 19 filters, which cost like 24).
+``bench/pruning.py`` (ONNX Runtime, 2 threads, the graph the ``onnx`` exporter writes) at p = 40
+per layer, batch 1 / 8, published widths: cnn3d 2.0x / 2.0x faster than unpruned, cnn2d_bmvc
+1.64x / 1.66x (1.59x at batch 1 without the exporter's ``fold_linear``); at width 0.5 cnn3d gains
+only 1.46-1.57x (its conv1 goes from 32 to 19 filters, which cost like 24).
 """
 
 from __future__ import annotations
