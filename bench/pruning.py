@@ -16,8 +16,9 @@ model. Three ratios are printed: wall clock (the best round of each: the least s
 other processes on a shared machine), CPU time (user + sys of the whole process per sample,
 the best round of each: less sensitive to other processes taking the cores, but counting ONNX
 Runtime's spin-waiting threads) and, for ONNX Runtime, the median with a 95 % bootstrap
-interval of it and the range of the per-round ratios (each pruned measurement against the unpruned one just before it, so a
-slow-down that lasts a round hits both). Target: ONNX Runtime throughput ratio >= 1.6 at p = 40.
+interval of it and the range of the per-round ratios (each pruned measurement against the
+unpruned one just before it, so a slow-down that lasts a round hits both). Target: ONNX Runtime
+throughput ratio >= 1.6 at p = 40.
 
 The models are freshly initialised: their filter norms are nearly equal within a layer, so a
 *global* threshold without normalisation would remove whole layers down to one filter (not
@@ -190,7 +191,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     print("\nONNX Runtime wall clock, each round's pruned vs the unpruned measured just before it: "
           "median [95 % bootstrap interval of the median] (min-max) over the rounds")
     for row in rows:
-        cells = ["b{}  {:.2f}x [{:.2f}-{:.2f}] ({:.2f}-{:.2f})".format(n, *row[f"ort b{n} paired"]) for n in BATCHES]
+        cells = ["b{}  {:.2f}x [{:.2f}-{:.2f}] ({:.2f}-{:.2f})".format(n, *row[f"ort b{n} paired"])
+                 for n in BATCHES]
         print(f"{row['model']:<11} {row['p']:>3g} {row['setting']:<13} " + "   ".join(cells))
 
 
@@ -221,7 +223,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows = [row for arch in args.models for row in bench_model(arch, args, Path(tmp))]
     trained = "".join(f", {arch} trained in {run}" for arch, run in args.trained.items())
-    print(f"width {args.width} (fresh models){trained}, criterion l1, onnx {'plain' if args.plain_onnx else 'as exported' + (' without fold' if args.no_fold else '')}, threads {args.threads or 'default'}, {args.rounds} "
+    graph = "plain" if args.plain_onnx else "as exported without fold" if args.no_fold else "as exported"
+    print(f"width {args.width} (fresh models){trained}, criterion l1, onnx {graph}, threads {args.threads or 'default'}, {args.rounds} "
           f"rounds x {args.seconds:g} s per measurement; {time.perf_counter() - start:.0f} s; "
           f"load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "
           f"at end {' '.join(f'{v:.2f}' for v in os.getloadavg())}")

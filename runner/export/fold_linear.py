@@ -45,10 +45,7 @@ def fold_linear_chains(proto: Any) -> int:
     if count:
         del graph.node[:]
         graph.node.extend(nodes)
-        drop_unused(graph)  # the replaced matrices and biases
-        made = {name for node in graph.node for name in node.output}
-        for index in reversed([n for n, v in enumerate(graph.value_info) if v.name not in made]):
-            del graph.value_info[index]
+        drop_unused(graph)  # the replaced matrices and biases, and the removed layers' shapes
     return count
 
 

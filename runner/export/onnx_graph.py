@@ -36,7 +36,8 @@ def copied_nodes(graph: Any) -> list[Any]:
 
 
 def drop_unused(graph: Any) -> None:
-    """Remove nodes whose outputs nothing reads any more, then initializers nothing reads."""
+    """Remove nodes whose outputs nothing reads any more, then initializers nothing reads, then
+    the recorded shapes (``value_info``) of tensors no node makes any more."""
     outputs = {o.name for o in graph.output}
     while True:
         used = {name for node in graph.node for name in node.input} | outputs
@@ -48,6 +49,9 @@ def drop_unused(graph: Any) -> None:
     used = {name for node in graph.node for name in node.input}
     for init in [i for i in graph.initializer if i.name not in used]:
         graph.initializer.remove(init)
+    made = {name for node in graph.node for name in node.output}
+    for index in reversed([n for n, v in enumerate(graph.value_info) if v.name not in made]):
+        del graph.value_info[index]
 
 
 def array(initializer: Any) -> np.ndarray:
