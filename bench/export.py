@@ -104,15 +104,16 @@ def bench_model(run_name: str, variant: str, path: Path, x, labels, calib, regs,
     import keras
     import numpy as np
 
-    from gaitrun.bench import _keras_runner, _tflite_runner
     from gaitrun.export.parity import run_keras, score_backend
+    from gaitrun.export.runtimes import keras as keras_runtime
+    from gaitrun.export.runtimes import tflite as tflite_runtime
     from gaitrun.keras_io import load_model
 
     model = load_model(path)
     reference = run_keras(model, x)
     rows = {"keras model(x)": {"accuracy": float(np.mean(reference.argmax(-1) == labels)), "top1_agreement": 1.0,
                                "max_abs_diff": 0.0}}
-    runners = {"keras model(x)": _keras_runner(path, args.threads)}
+    runners = {"keras model(x)": keras_runtime(path, threads=args.threads)}
     has_conv3d = any(isinstance(layer, keras.layers.Conv3D) for layer in model.layers)
     with tempfile.TemporaryDirectory() as tmp:
         for label, target, precision, rewrite in EXPORTS + (PLAIN if has_conv3d else ()):
@@ -128,7 +129,7 @@ def bench_model(run_name: str, variant: str, path: Path, x, labels, calib, regs,
                            "max_abs_diff": float(np.abs(out - reference).max()),
                            "bytes": artifact.stat().st_size}
             runners[label] = _onnx_runner(artifact, args.threads, not args.no_spin) if target == "onnx" \
-                else _tflite_runner(artifact, args.threads)
+                else tflite_runtime(artifact, threads=args.threads)
         load_before, cpu_before = os.getloadavg(), _cpu_s()
         latency = interleaved(runners, np.ascontiguousarray(x[:1]), rounds=args.rounds, per_round=args.per_round)
         load_after, cpu = os.getloadavg(), _cpu_s() - cpu_before

@@ -1,7 +1,8 @@
-"""Inference benchmark of a run's deployed model on every backend available here:
-Keras/TF ``model(x)``, ONNX Runtime, TFLite (and TensorRT when an engine and a GPU exist),
-for each of ``deploy.batch_sizes``: latency p50/p95 and throughput after warm-up, with the
-thread count recorded. Writes ``bench.json`` and ``plots/bench.png``."""
+"""Inference benchmark of a run: every row of its trade-off table (``gaitrun.tradeoff``: the
+unpruned and pruned Keras models and each exported variant, run by the deploy target's
+``runtime`` hook) -- or, for a run without one, the Keras model and each export by its form --
+at each of ``deploy.batch_sizes``: latency p50/p95 and throughput after warm-up, with the
+thread count and the CPU (model, int8 dot-product flags) recorded."""
 
 from __future__ import annotations
 
@@ -14,57 +15,20 @@ from typing import Any
 
 import numpy as np
 
-from .keras_io import load_model
-
-
-def _keras_runner(path: Path, threads: int) -> Callable[[np.ndarray], Any]:
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-    except RuntimeError:
-        pass  # already initialised in this process; the count is recorded as asked
-    model = load_model(path)
-    return lambda x: model(x, training=False)
-
-
-def _onnx_runner(path: Path, threads: int) -> Callable[[np.ndarray], Any]:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return lambda x: session.run(None, {name: x})
-
-
-def _tflite_runner(path: Path, threads: int) -> Callable[[np.ndarray], Any]:
-    import tensorflow as tf
-
-    interp = tf.lite.Interpreter(model_path=str(path), num_threads=threads)
-    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-    shape: list[Any] = [None]
-
-    def run(x: np.ndarray) -> Any:
-        if shape[0] != x.shape:
-            interp.resize_tensor_input(inp["index"], x.shape)
-            interp.allocate_tensors()
-            shape[0] = x.shape
-        interp.set_tensor(inp["index"], x)
-        interp.invoke()
-        return interp.get_tensor(out["index"])
-
-    return run
+from .atomic import read_json
 
 
 def backends(folder: Path, model_path: Path) -> dict[str, tuple[Path, Callable]]:
-    """Backend name -> (artifact, runner factory) for what the run folder holds."""
-    found: dict[str, tuple[Path, Callable]] = {"keras": (model_path, _keras_runner)}
+    """Backend name -> (artifact, runtime) for what the run folder holds, when it has no
+    trade-off table (``export/tradeoff.json``): the Keras model and the exports by their form."""
+    from .export import runtimes
+
+    found: dict[str, tuple[Path, Callable]] = {"keras": (model_path, runtimes.keras)}
     export = folder / "export"
     for onnx in sorted(export.glob("*.onnx")):
-        found[f"onnxruntime ({onnx.stem.split('.')[-1]})"] = (onnx, _onnx_runner)
+        found[f"onnxruntime ({onnx.stem.split('.')[-1]})"] = (onnx, runtimes.onnx)
     for tfl in sorted(export.glob("*.tflite")):
-        found[f"tflite ({tfl.stem.split('.')[-1]})"] = (tfl, _tflite_runner)
+        found[f"tflite ({tfl.stem.split('.')[-1]})"] = (tfl, runtimes.tflite)
     return found
 
 
@@ -85,19 +49,67 @@ def time_runner(run: Callable[[np.ndarray], Any], x: np.ndarray, *, warmup: int,
             "throughput_per_s": len(x) * 1000.0 / mean}
 
 
-def run_bench(folder: Path, model_path: Path, input_shape: tuple[int, ...], deploy: Any, seed: int) -> dict:
+def run_bench(folder: Path, model_path: Path, input_shape: tuple[int, ...], deploy: Any, seed: int,
+              runtime: Callable[..., Any] | None = None) -> dict:
+    """Time every row of the run's trade-off table (or, without one, every backend found) at
+    each of ``deploy.batch_sizes``; ``runtime`` runs the deploy target's artefacts."""
     threads = deploy.bench.threads or os.cpu_count() or 1
+    table = folder / "export" / "tradeoff.json"
+    rows = read_json(table)["rows"] if table.is_file() else [
+        {"name": name, "backend": "file", "artifact": _rel(artifact, folder)} for name, (artifact, _) in
+        backends(folder, model_path).items()]
     rng = np.random.default_rng(seed)
+    inputs = {b: rng.standard_normal((b, *input_shape)).astype(np.float32) for b in deploy.batch_sizes}
     results = []
-    for name, (artifact, factory) in backends(folder, model_path).items():
-        runner = factory(artifact, threads)
-        for batch in deploy.batch_sizes:
-            x = rng.standard_normal((batch, *input_shape)).astype(np.float32)
-            figures = time_runner(runner, x, warmup=deploy.bench.warmup, iterations=deploy.bench.iterations)
-            results.append({"backend": name, "artifact": str(artifact.relative_to(folder)) if artifact.is_relative_to(folder)
-                            else str(artifact), "batch_size": batch, **figures})
-    return {"threads": threads, "warmup": deploy.bench.warmup, "iterations": deploy.bench.iterations,
-            "input_shape": list(input_shape), "results": results}
+    for row in rows:
+        artifact = folder / row["artifact"]
+        factory = _runtime(row, artifact, runtime)
+        if factory is None:
+            continue
+        run = factory(artifact, threads=threads)
+        row["latency"] = {}
+        for batch, x in inputs.items():
+            figures = time_runner(run, x, warmup=deploy.bench.warmup, iterations=deploy.bench.iterations)
+            row["latency"][str(batch)] = figures
+            results.append({"backend": row["name"], "artifact": row["artifact"], "batch_size": batch, **figures})
+    out = {"threads": threads, "warmup": deploy.bench.warmup, "iterations": deploy.bench.iterations,
+           "input_shape": list(input_shape), "batch_sizes": list(deploy.batch_sizes), "cpu": cpu_info(),
+           "results": results}
+    if table.is_file():
+        from .tradeoff import speedups
+
+        speedups(rows, list(deploy.batch_sizes))
+        out["rows"] = rows
+    return out
+
+
+def _runtime(row: dict, artifact: Path, runtime: Callable[..., Any] | None) -> Callable[..., Any] | None:
+    from .export import runtimes
+
+    if row["backend"] in ("keras", "file") or runtime is None:
+        return runtimes.for_path(artifact)
+    return runtime
+
+
+def _rel(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+
+
+def cpu_info() -> dict[str, Any]:
+    """The CPU model and whether it has int8 dot-product instructions (they change INT8 speed)."""
+    flags: set[str] = set()
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model == "unknown":
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    return {"model": model, "cores": os.cpu_count(), "avx512_vnni": "avx512_vnni" in flags,
+            "avx_vnni": "avx_vnni" in flags, "avx512f": "avx512f" in flags}
 
 
 def print_table(bench: dict) -> None:

@@ -28,6 +28,15 @@ def calibration(prep: Any, train_positions: np.ndarray, recipe: Any, n: int) -> 
     return x, owners
 
 
+def calibration_for(ctx: Any, precision: str) -> np.ndarray:
+    """INT8 calibration windows of the deployed fold's training split (empty for other precisions)."""
+    from .stages.data import prepared
+
+    if precision != "int8":
+        return np.zeros((0, *prepared(ctx).input_shape), np.float32)
+    return calibration(prepared(ctx), best_fold(ctx).train, ctx.recipe, ctx.recipe.deploy.calibration_samples)[0]
+
+
 def best_fold(ctx: Any) -> Any:
     """The fold whose model is deployed (``metrics.json``'s best_fold)."""
     from .atomic import read_json

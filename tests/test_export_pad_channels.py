@@ -69,7 +69,7 @@ def x():
 @pytest.mark.parametrize("pad", [True, False])
 def test_padding_is_exact_and_only_where_channels_miss_a_block(x, tmp_path, pad):
     model = _model()
-    params = onnx_exporter.Params(pad_channels=pad)
+    params = onnx_exporter.Params(pad_channels="always" if pad else "never")
     path = tmp_path / onnx_exporter.export(model, params=params, ctx=_ctx(tmp_path, "fp32", x[:0]))["model"]
     expected = [(16, 56), (11, 16), (5, 16), (6, 5), (6, 1)] if pad else [(13, 50), (11, 13), (5, 11), (6, 5), (6, 1)]
     assert _conv_shapes(path) == expected
@@ -85,7 +85,7 @@ def test_the_model_input_is_padded_before_its_transpose_which_onnxruntime_then_f
     go on the NHWC side, so ONNX Runtime's blocked layout reads the input in one reorder."""
     import onnxruntime as ort
 
-    path = tmp_path / onnx_exporter.export(_model(), params=onnx_exporter.Params(),
+    path = tmp_path / onnx_exporter.export(_model(), params=onnx_exporter.Params(pad_channels="always"),
                                            ctx=_ctx(tmp_path, "fp32", x[:0]))["model"]
     graph = onnx.load(str(path)).graph
     first, second = graph.node[0], graph.node[1]
@@ -108,7 +108,8 @@ def test_conv3d_channels_are_padded_for_the_frame_stacked_conv2d(tmp_path):
     ctx = ExportContext(out_dir=tmp_path, precision="fp32", batch_sizes=(1, 3), calibration=x[:0],
                         input_name="clip", labels=["a", "b", "c"], normalisation={"mean": 0.0, "std": 1.0},
                         strict=False)
-    path = tmp_path / onnx_exporter.export(model, params=onnx_exporter.Params(), ctx=ctx)["model"]
+    path = tmp_path / onnx_exporter.export(model, params=onnx_exporter.Params(pad_channels="always"),
+                                           ctx=ctx)["model"]
     # 2-D convs over stacked frames: 2 x 3 input channels (below a block), 3 x 8 (was 3 x 7), 2 x 8 (was 2 x 5)
     assert _conv_shapes(path) == [(8, 6), (8, 24), (4, 16)]
     assert "Pad" not in [n.op_type for n in onnx.load(str(path)).graph.node]
@@ -145,3 +146,23 @@ def _run(proto):
 
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     return session.run(None, {"x": np.arange(108, dtype="float32").reshape(1, 12, 3, 3) / 50})[0]
+
+
+def test_measured_padding_keeps_exactly_the_paddings_that_made_the_graph_faster(x, tmp_path):
+    """The default policy times the graph with and without each candidate padding in ONNX Runtime
+    and keeps a padding only when the graph got faster: the exported graph matches what
+    ``export.json`` says was measured, and stays exact."""
+    from gaitrun.export.pad_policy import GAIN
+
+    model = _model()
+    result = onnx_exporter.export(model, params=onnx_exporter.Params(), ctx=_ctx(tmp_path, "fp32", x[:0]))
+    padding = result["padding"]
+    assert len(padding) == 3  # the 50-channel input, and the convs after 13 and 11 filters
+    for measured in padding.values():
+        assert measured["time_ratio"] > 0 and measured["padded"] == (measured["time_ratio"] < GAIN)
+    path = tmp_path / result["model"]
+    padded = sum(m["padded"] for m in padding.values())
+    channels_in = [c_in for _, c_in in _conv_shapes(path)[:3]]
+    assert sum(c % 8 == 0 for c in channels_in) == padded
+    for batch in (1, 4):
+        np.testing.assert_array_less(np.abs(run_onnx(path, x[:batch]) - run_keras(model, x[:batch])), 1e-5)

@@ -173,3 +173,19 @@ def test_finetune_cosine_schedule_starts_at_the_lr_and_decays_towards_zero():
     assert rates[0] == pytest.approx(0.01) and rates[2] == pytest.approx(0.005)
     assert all(a > b > 0 for a, b in zip(rates, rates[1:], strict=False))
     assert finetune_schedule("constant", 0.01, 4) == []
+
+
+def test_nearest_rounding_keeps_whole_blocks_near_the_percentile():
+    # 60 % of 32, 64 and 128 filters survive a 40th percentile: 19.2, 38.4 and 76.8 kept filters
+    assert [kept_count(k, n, min_filters=1, granularity=16, rounding="nearest")
+            for k, n in ((19, 32), (38, 64), (77, 128))] == [16, 32, 80]
+    assert kept_count(3, 32, min_filters=1, granularity=16, rounding="nearest") == 16  # at least one block
+    assert kept_count(30, 32, min_filters=1, granularity=16, rounding="nearest") == 32
+    assert kept_count(19, 32, min_filters=1, granularity=16) == 32  # "up" would undo the pruning
+
+
+def test_nearest_rounding_drops_the_lowest_scoring_kept_filters():
+    scores = np.arange(1.0, 33.0)  # filter i has norm i + 1
+    kernel = np.broadcast_to(scores, (3, 3, 4, 32)) / 36
+    sel = select_filters({"conv": kernel}, percentile=40, scope="per_layer", granularity=16, rounding="nearest")
+    np.testing.assert_array_equal(sel.keep["conv"], np.arange(16, 32))  # the 16 largest norms

@@ -13,6 +13,8 @@ class Params(BaseModel):
     fraction: float = Field(0.2, gt=0, lt=1, description="share of groups held out for validation")
     group_by: str | None = Field("subject", description="metadata field kept on one side; null: rows")
     use_dataset_split: bool = Field(False, description="use the dataset's own train/validation folders")
+    groups: list[str] | None = Field(None, min_length=1, description="hold out exactly these values of "
+                                     "group_by (e.g. walks [nm-05, nm-06, bg-02, cl-02]) instead of a fraction")
 
 
 def _dataset_split(samples):
@@ -30,6 +32,23 @@ def _dataset_split(samples):
     return Fold(name="0", train=train, val=val)
 
 
+def _named_groups(samples, groups, params: Params):
+    import numpy as np
+
+    from gaitrun.folds import Fold
+
+    missing = sorted(set(params.groups) - set(groups))
+    held = np.isin(groups, params.groups)
+    where = samples[0].path if samples else "<no samples>"
+    if missing:
+        found = ", ".join(sorted(set(groups))[:12])
+        raise DataError(where, f"cv.groups names {missing}, which no sample has as its {params.group_by} "
+                        f"(values here: {found}); fix cv.groups")
+    if held.all():
+        raise DataError(where, "cv.groups hold out every sample; leave some groups for training")
+    return Fold(name="0", train=np.flatnonzero(~held), val=np.flatnonzero(held))
+
+
 def split(samples, *, params: Params, seed: int):
     import numpy as np
 
@@ -44,6 +63,8 @@ def split(samples, *, params: Params, seed: int):
         train, val = next(ShuffleSplit(1, test_size=params.fraction, random_state=seed).split(x))
         return [Fold(name="0", train=np.sort(train), val=np.sort(val))]
     groups = metadata(samples, params.group_by)
+    if params.groups is not None:
+        return [_named_groups(samples, groups, params)]
     splitter = GroupShuffleSplit(1, test_size=params.fraction, random_state=seed)
     train, val = next(splitter.split(x, groups=groups))
     fold = Fold(name="0", train=np.sort(train), val=np.sort(val))

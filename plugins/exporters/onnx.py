@@ -12,8 +12,10 @@ Every precision rewrites 3-D convolutions exactly as 2-D ones over frames (``con
 outputs equal to ~1e-7): ONNX Runtime's FP32 Conv3D is 2x slower than the rewrite and its
 INT8 Conv3D has no fast kernel at all (4-5x slower than FP32). FP32 and FP16 graphs also get
 zero input channels added to 2-D convolutions whose channel count is not a multiple of 8
-(``pad_channels``, exact): ONNX Runtime's blocked x86 kernel needs whole blocks of 8, and a
-conv that misses it (50 stacked flow channels, a pruned layer) runs 2-3x slower per FLOP.
+(``pad_channels``, exact) where that is measured to make the graph faster (``measured``, the
+default: ``gaitrun.export.pad_policy``): ONNX Runtime's blocked x86 kernel needs whole blocks,
+and a conv that misses it (50 stacked flow channels) can run 2-3x slower per FLOP, but padding a
+pruned layer's filters back up can also undo the pruning.
 Every precision folds consecutive fully connected layers with no activation between them into
 one matrix (``fold_linear``; cnn2d_bmvc's fc1 -> embedding -> fc2: 16 MB of weights become 2 MB).
 
@@ -45,8 +47,9 @@ class Params(BaseModel):
         "uint8", description="int8: activation type (uint8 is faster on x86 CPUs without VNNI)")
     conv3d_as_2d: bool = Field(True, description="rewrite Conv3D exactly as Conv2D over frames "
                                                  "(faster in ONNX Runtime)")
-    pad_channels: bool = Field(True, description="fp32/fp16: zero-pad conv input channels to a multiple "
-                                                 "of 8 (exact; faster in ONNX Runtime)")
+    pad_channels: Literal["measured", "always", "never"] = Field(
+        "measured", description="fp32/fp16: zero-pad conv input channels to a multiple of 8 (exact): where "
+                                "it makes the graph faster, timed at export (measured), always, or never")
     fold_linear: bool = Field(True, description="fold consecutive linear layers (no activation between) "
                                                 "into one matrix (exact up to float rounding; faster)")
 
@@ -62,13 +65,14 @@ def export(model: Any, *, params: Params, ctx: Any) -> dict[str, Any]:
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     final = ctx.out_dir / f"model.{ctx.precision}.onnx"
     convert = dict(input_name=ctx.input_name, opset=params.opset, conv3d_as_2d=params.conv3d_as_2d,
-                   pad_channels=params.pad_channels and ctx.precision != "int8", fold_linear=params.fold_linear)
+                   pad_channels=params.pad_channels if ctx.precision != "int8" else "never",
+                   fold_linear=params.fold_linear)
     if ctx.precision == "fp32":
-        keras_to_onnx(model, final, **convert)
+        padding = keras_to_onnx(model, final, **convert)
     else:
         with tempfile.TemporaryDirectory(dir=ctx.out_dir, prefix=".onnx.", suffix=".tmp") as work:
             fp32 = Path(work) / "model.fp32.onnx"
-            keras_to_onnx(model, fp32, **convert)
+            padding = keras_to_onnx(model, fp32, **convert)
             if ctx.precision == "fp16":
                 to_fp16(fp32, final)
             else:
@@ -76,4 +80,11 @@ def export(model: Any, *, params: Params, ctx: Any) -> dict[str, Any]:
                               method=params.calibration_method, per_channel=params.per_channel,
                               activation_type=params.activation_type)
     extra = {"calibration_samples": len(ctx.calibration)} if ctx.precision == "int8" else {}
-    return export_result("onnx", ctx, model=final, files=[final], opset=params.opset, **extra)
+    return export_result("onnx", ctx, model=final, files=[final], opset=params.opset, padding=padding, **extra)
+
+
+def runtime(path: Any, *, threads: int = 0) -> Any:
+    """How the artefact runs on this machine (the parity gate and the bench call it)."""
+    from gaitrun.export.runtimes import onnx
+
+    return onnx(path, threads=threads)

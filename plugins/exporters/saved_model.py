@@ -35,3 +35,10 @@ def export(model: Any, *, params: Params, ctx: Any) -> dict[str, Any]:
         except Exception as exc:  # TensorFlow's tracing errors are too varied to list
             raise StageError("export", f"SavedModel export failed ({type(exc).__name__}: {exc})") from exc
     return export_result("saved_model", ctx, model=final, files=[final])
+
+
+def runtime(path: Any, *, threads: int = 0) -> Any:
+    """How the artefact runs on this machine (the parity gate and the bench call it)."""
+    from gaitrun.export.runtimes import saved_model
+
+    return saved_model(path, threads=threads)

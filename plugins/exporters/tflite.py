@@ -86,3 +86,10 @@ def _converter(saved_model_dir: str, ctx: Any) -> Any:
         converter.representative_dataset = lambda: ([s[None]] for s in samples)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     return converter
+
+
+def runtime(path: Any, *, threads: int = 0) -> Any:
+    """How the artefact runs on this machine (the parity gate and the bench call it)."""
+    from gaitrun.export.runtimes import tflite
+
+    return tflite(path, threads=threads)

@@ -27,6 +27,8 @@ class Params(BaseModel):
     normalise: Literal["none", "max", "l2"] = Field("none", description="per-layer normalisation of norms")
     min_filters: int = Field(1, ge=1, description="every layer keeps at least this many filters")
     granularity: int = Field(1, ge=1, le=256, description="kept counts rounded to a multiple of this")
+    rounding: Literal["up", "nearest"] = Field("up", description="granularity: round kept counts up, or to "
+                                                                 "the nearest multiple (at least one)")
     exclude: list[str] = Field(default_factory=list, description="layer names never pruned")
 
 

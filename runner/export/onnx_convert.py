@@ -18,6 +18,7 @@ one (``gaitrun.export.fold_linear``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +29,16 @@ BATCH_AXIS = "batch"
 
 
 def keras_to_onnx(model: Any, final: Path, *, input_name: str, opset: int, conv3d_as_2d: bool = False,
-                  pad_channels: bool = False, fold_linear: bool = False) -> None:
-    """Convert a single-input Keras model to ONNX at ``final`` (atomically)."""
+                  pad_channels: bool | str = False, fold_linear: bool = False) -> dict[str, Any]:
+    """Convert a single-input Keras model to ONNX at ``final`` (atomically). ``pad_channels``:
+    ``True``/``"always"`` pads every eligible conv, ``"measured"`` only those whose padding makes
+    the graph faster (``gaitrun.export.pad_policy``); returns what that measured."""
     import onnx
 
     from .conv3d_as_2d import rewrite_conv3d
     from .fold_linear import fold_linear_chains
     from .pad_channels import pad_conv_inputs
+    from .pad_policy import measured_padding
 
     _call_once(model)
     with atomic_path(final) as tmp:
@@ -48,12 +52,25 @@ def keras_to_onnx(model: Any, final: Path, *, input_name: str, opset: int, conv3
         _name_batch_axis(proto)
         if fold_linear:
             fold_linear_chains(proto)
-        if pad_channels:  # first: a Conv3D's channels are padded as the Conv2D it becomes needs
+        padding: dict[str, Any] = {}
+        finish = rewrite_conv3d if conv3d_as_2d else (lambda p: p)
+        if pad_channels == "measured":  # first: a Conv3D is padded as the Conv2D it becomes needs
+            padding = measured_padding(proto, conv3d_as_2d=conv3d_as_2d, finish=_rewritten(finish))
+        elif pad_channels and pad_channels != "never":
             pad_conv_inputs(proto, conv3d_as_2d=conv3d_as_2d)
-        if conv3d_as_2d:
-            rewrite_conv3d(proto)
+        finish(proto)
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))
+    return padding
+
+
+def _rewritten(rewrite: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``rewrite`` applied in place to a graph, which is then returned."""
+    def apply(proto: Any) -> Any:
+        rewrite(proto)
+        return proto
+
+    return apply
 
 
 def to_fp16(src: Path, final: Path) -> None:

@@ -43,8 +43,26 @@ CHANNELWISE = frozenset({"Relu", "LeakyRelu", "Clip", "Elu", "Selu", "Sigmoid", 
                          "HardSwish", "Softplus", "MaxPool", "AveragePool", "Identity"})
 
 
-def pad_conv_inputs(proto: Any, multiple: int = BLOCK, conv3d_as_2d: bool = True) -> int:
-    """Pad every eligible Conv of ``proto`` (an ``onnx.ModelProto``) in place; return how many.
+def candidates(proto: Any, multiple: int = BLOCK, conv3d_as_2d: bool = True) -> list[str]:
+    """The names (:func:`conv_key`) of the Convs :func:`pad_conv_inputs` would pad, in graph order."""
+    inits = {i.name: i for i in proto.graph.initializer}
+    found = []
+    for node in proto.graph.node:
+        kernel = inits.get(node.input[1]) if node.op_type == "Conv" and len(node.input) > 1 else None
+        if _padded_input_channels(node, kernel, multiple) is not None and (len(kernel.dims) == 4 or conv3d_as_2d):
+            found.append(conv_key(node))
+    return found
+
+
+def conv_key(node: Any) -> str:
+    """A Conv's name, or its output's when the node has none."""
+    return node.name or node.output[0]
+
+
+def pad_conv_inputs(proto: Any, multiple: int = BLOCK, conv3d_as_2d: bool = True,
+                    only: set[str] | None = None) -> int:
+    """Pad every eligible Conv of ``proto`` (an ``onnx.ModelProto``) in place (with ``only``: the
+    eligible ones named there); return how many.
 
     Eligible: one group, a kernel stored as an initializer, and ``C_in`` (``kt * C_in`` for a
     Conv3D with temporal kernel ``kt``, only when ``conv3d_as_2d``) at least ``multiple`` but
@@ -64,7 +82,7 @@ def pad_conv_inputs(proto: Any, multiple: int = BLOCK, conv3d_as_2d: bool = True
     for position, node in enumerate(nodes):
         kernel = inits.get(node.input[1]) if node.op_type == "Conv" and len(node.input) > 1 else None
         c_in = _padded_input_channels(node, kernel, multiple)
-        if c_in is None or len(kernel.dims) == 5 and not conv3d_as_2d:
+        if c_in is None or len(kernel.dims) == 5 and not conv3d_as_2d or only is not None and conv_key(node) not in only:
             continue
         chain = _producer_chain(node.input[0], producers, readers, inits)
         if chain is not None:

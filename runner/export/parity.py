@@ -8,7 +8,6 @@ outputs with the Keras model's; ``check_max_drop`` raises when the export loses 
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,17 +20,18 @@ from .arrays import iter_batches
 DEFAULT_BATCH = 32
 
 
-def score_backend(path: str | Path, x: np.ndarray, *, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
-    """Outputs of the exported model at ``path`` on inputs ``x`` (first output if several)."""
+def score_backend(path: str | Path, x: np.ndarray, *, batch_size: int = DEFAULT_BATCH,
+                  runtime: Callable[..., Any] | None = None) -> np.ndarray:
+    """Outputs of the exported model at ``path`` on inputs ``x`` (first output if several), run
+    by ``runtime`` (an exporter's ``runtime`` hook), or by the runtime its form implies."""
+    from . import runtimes
+
     path = Path(path)
-    if path.suffix == ".onnx":
-        return run_onnx(path, x, batch_size=batch_size)
-    if path.suffix == ".tflite":
-        return run_tflite(path, x, batch_size=batch_size)
-    if (path / "saved_model.pb").is_file():
-        return run_saved_model(path, x, batch_size=batch_size)
-    raise StageError("export", f"{path}: cannot score this artifact on CPU (expected a .onnx or .tflite "
-                               "file or a SavedModel folder); TensorRT engines are scored on the target")
+    runtime = runtime or runtimes.for_path(path)
+    if runtime is None or path.suffix == ".keras":
+        raise StageError("export", f"{path}: cannot score this artifact on CPU (expected a .onnx or .tflite "
+                                   "file or a SavedModel folder); TensorRT engines are scored on the target")
+    return _batched(runtime(path), x, batch_size)
 
 
 def run_keras(model: Any, x: np.ndarray, *, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
@@ -41,36 +41,16 @@ def run_keras(model: Any, x: np.ndarray, *, batch_size: int = DEFAULT_BATCH) -> 
 
 def run_onnx(path: Path, x: np.ndarray, *, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
     """Run an ONNX model with ONNX Runtime's CPU provider."""
-    import onnxruntime as ort
+    from .runtimes import onnx
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return _batched(lambda b: session.run(None, {name: b})[0], x, batch_size)
+    return _batched(onnx(path), x, batch_size)
 
 
 def run_tflite(path: Path, x: np.ndarray, *, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
     """Run a float-I/O TFLite model, resizing its dynamic batch axis to each batch."""
-    interpreter = _tflite_interpreter(path)
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    from .runtimes import tflite
 
-    def run(batch: np.ndarray) -> np.ndarray:
-        if tuple(interpreter.get_input_details()[0]["shape"]) != batch.shape:
-            interpreter.resize_tensor_input(inp["index"], batch.shape)
-            interpreter.allocate_tensors()
-        interpreter.set_tensor(inp["index"], batch)
-        interpreter.invoke()
-        return interpreter.get_tensor(out["index"]).copy()
-
-    interpreter.allocate_tensors()
-    return _batched(run, x, batch_size)
-
-
-def run_saved_model(path: Path, x: np.ndarray, *, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
-    """Reload a SavedModel written by Keras' ``model.export`` and call its ``serve`` endpoint."""
-    import tensorflow as tf
-
-    loaded = tf.saved_model.load(str(path))  # keep it referenced: it owns the variables
-    return _batched(lambda b: loaded.serve(tf.constant(b)).numpy(), x, batch_size)
+    return _batched(tflite(path), x, batch_size)
 
 
 def parity_report(reference_outputs: np.ndarray, exported_outputs: np.ndarray,
@@ -121,12 +101,6 @@ def _batched(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch_size:
 
 def _tflite_interpreter(path: Path) -> Any:
     """LiteRT's interpreter when installed, else TensorFlow's (deprecated, still in TF 2.21)."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        import tensorflow as tf
+    from .runtimes import _tflite_interpreter as interpreter
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            return tf.lite.Interpreter(model_path=str(path))
-    return Interpreter(model_path=str(path))
+    return interpreter(Path(path), 0)

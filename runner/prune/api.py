@@ -20,14 +20,15 @@ def prune_model(model: Any, params: Any) -> tuple[Any, dict[str, Any]]:
     """Remove the filters whose norm falls below a percentile; returns (smaller model, report).
 
     ``params`` has the fields of ``gaitrun.plugins.pruners.l1_percentile.Params``: percentile,
-    scope, criterion, normalise, min_filters, granularity, exclude.
+    scope, criterion, normalise, min_filters, granularity, rounding (optional), exclude.
     """
     graph = analyse(model, protected=_protected(model, params.exclude))
     kernels = {name: conv_kernel(model.get_layer(name)) for name in graph.convs}
     selection = select_filters(
         kernels, percentile=params.percentile, scope=params.scope, criterion=params.criterion,
         normalise=params.normalise, min_filters=params.min_filters,
-        granularity=params.granularity, groups=graph.groups)
+        granularity=params.granularity,
+        rounding=getattr(params, "rounding", "up"), groups=graph.groups)
     keep = {name: kept for name, kept in selection.keep.items() if len(kept) < graph.convs[name]}
     smaller = rebuild(model, graph, keep)
     report = build_report(model, smaller, graph, keep, thresholds=selection.thresholds,

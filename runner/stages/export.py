@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..deploy_data import best_fold, calibration, deployed_model_path, windows
+from ..deploy_data import best_fold, calibration_for, deployed_model_path, train_root, windows
 from ..errors import StageError
 from ..keras_io import load_model
 from .data import prepared
@@ -30,12 +30,11 @@ def _metric(outputs: np.ndarray, labels: np.ndarray, owners: np.ndarray, prep: A
     return "rank1", float(next(iter(res["rank1"].values())))
 
 
-def _context(ctx: Any, prep: Any, fold: Any) -> Any:
+def _context(ctx: Any, prep: Any) -> Any:
     from ..export import ExportContext
 
     d = ctx.recipe.deploy
-    calib, _ = calibration(prep, fold.train, ctx.recipe, d.calibration_samples) if d.precision == "int8" \
-        else (np.zeros((0, *prep.input_shape), np.float32), None)
+    calib = calibration_for(ctx, d.precision)
     data = ctx.recipe.data
     norm = {"modality": data.modality, "layout": prep.kind, "frames": data.clip.frames,
             "size": list(data.clip.size), "scale": "silhouettes and rgb in 0..1, optical flow in pixels"}
@@ -44,14 +43,19 @@ def _context(ctx: Any, prep: Any, fold: Any) -> Any:
                          labels=list(prep.class_names), normalisation=norm, strict=ctx.strict)
 
 
-def parity(ctx: Any, model: Any, result: dict, prep: Any, fold: Any) -> dict:
+def evaluation_windows(ctx: Any, prep: Any, fold: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The deployed fold's evaluation windows and the sample each belongs to."""
+    return windows(prep, fold.val if fold.gallery is None else np.concatenate([fold.gallery, fold.probe]),
+                   ctx.recipe)
+
+
+def parity(ctx: Any, model: Any, result: dict, prep: Any, fold: Any, x: np.ndarray, owners: np.ndarray) -> dict:
     """Score the Keras model and the exported one alike; raise past deploy.max_drop."""
     from ..export.parity import parity_report, run_keras, score_backend
 
-    x, owners = windows(prep, fold.val if fold.gallery is None else np.concatenate([fold.gallery, fold.probe]),
-                        ctx.recipe)
     ref = run_keras(model, x)
-    exp = score_backend(ctx.folder.file("export", result["model"]), x)
+    exporter = ctx.regs["exporters"].get(ctx.recipe.deploy.target)
+    exp = score_backend(ctx.folder.file("export", result["model"]), x, runtime=runtime_of(exporter))
     is_classifier = ref.ndim == 2 and model.layers[-1].name == "logits"
     labels = prep.labels[owners]
     report = parity_report(ref.reshape(len(ref), -1), exp.reshape(len(exp), -1), labels if is_classifier else None)
@@ -62,18 +66,24 @@ def parity(ctx: Any, model: Any, result: dict, prep: Any, fold: Any) -> dict:
     return report
 
 
-def run(ctx: Any) -> dict:
+def runtime_of(exporter: Any) -> Any:
+    """The exporter's optional ``runtime`` hook (how its artefact runs here), or ``None``."""
+    return getattr(exporter.module, "runtime", None)
 
+
+def run(ctx: Any) -> dict:
     prep = prepared(ctx)
     fold = best_fold(ctx)
     path = deployed_model_path(ctx)
     model = load_model(path)
     d = ctx.recipe.deploy
     exporter = ctx.regs["exporters"].get(d.target)
-    result = exporter.impl("export")(model, params=d, ctx=_context(ctx, prep, fold))
+    context = _context(ctx, prep)
+    result = exporter.impl("export")(model, params=d, ctx=context)
     result["source_model"] = str(path.relative_to(ctx.folder.path)) if path.is_relative_to(ctx.folder.path) else str(path)
+    x, owners = evaluation_windows(ctx, prep, fold)
     if result.get("model"):
-        result["parity"] = parity(ctx, model, result, prep, fold)
+        result["parity"] = parity(ctx, model, result, prep, fold, x, owners)
     ctx.folder.write_json("export/export.json", result)
     if result.get("parity") and not result["parity"]["passed"]:
         from ..export.parity import check_max_drop
@@ -85,4 +95,10 @@ def run(ctx: Any) -> dict:
         if ctx.strict:
             raise StageError("export", f"{result.get('reason')} (--strict)")
         return {"status": "deferred", "reason": result.get("reason")}
+    from ..tradeoff import export_variants
+
+    pruned = ctx.folder.file("pruned", "model.keras")
+    export_variants(ctx, unpruned=train_root(ctx) / "folds" / fold.name / "model.keras",
+                    pruned=pruned if pruned.is_file() else None,
+                    deployed_artifact=ctx.folder.file("export", result["model"]), context=context, x=x, owners=owners)
     return {}

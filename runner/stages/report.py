@@ -53,7 +53,16 @@ def _export(path: Path) -> list[str]:
 
 def _bench(path: Path) -> list[str]:
     b = read_json(path)
-    lines = ["## Benchmark", "", f"{b['threads']} threads, {b['iterations']} iterations after {b['warmup']} warm-up.", "",
+    cpu = b.get("cpu", {})
+    where = (f"{b['threads']} threads, {b['iterations']} iterations after {b['warmup']} warm-up; CPU {cpu.get('model', '?')}"
+             f" (avx512_vnni {cpu.get('avx512_vnni', '?')}, avx_vnni {cpu.get('avx_vnni', '?')}).")
+    if "rows" in b:
+        from ..tradeoff import markdown
+
+        return ["## Trade-off: pruning and precision", "", where, "",
+                "Accuracy per sequence on the evaluation set; rank-1 on NM probes per sequence (Keras rows); "
+                "speed-up: p50 latency of the unpruned Keras model / this row's.", "", *markdown(b), ""]
+    lines = ["## Benchmark", "", where, "",
              "| backend | batch | p50 ms | p95 ms | samples/s |", "|---|---|---|---|---|"]
     lines += [f"| {r['backend']} | {r['batch_size']} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {r['throughput_per_s']:.1f} |"
               for r in b["results"]]
