@@ -96,7 +96,7 @@ def owner(rel: str) -> str:
         return "prune"
     if rel.startswith("export/"):
         return "export"
-    if rel in ("bench.json", "plots/bench.png"):
+    if rel in ("bench.json", "plots/bench.png", "plots/tradeoff.png"):
         return "bench"
     return "report" if rel == "report.md" else "create"
 

@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 PRECISIONS = frozenset({"fp32", "fp16", "int8"})
 
@@ -50,6 +50,13 @@ class Params(BaseModel):
     pad_channels: Literal["measured", "always", "never"] = Field(
         "measured", description="fp32/fp16: zero-pad conv input channels to a multiple of 8 (exact): where "
                                 "it makes the graph faster, timed at export (measured), always, or never")
+
+    @field_validator("pad_channels", mode="before")
+    @classmethod
+    def _from_bool(cls, value: Any) -> Any:
+        """Recipes of earlier versions said true (pad every eligible conv) or false."""
+        return {True: "always", False: "never"}.get(value, value) if isinstance(value, bool) else value
+
     fold_linear: bool = Field(True, description="fold consecutive linear layers (no activation between) "
                                                 "into one matrix (exact up to float rounding; faster)")
 
