@@ -12,6 +12,7 @@ import numpy as np
 from ..deploy_data import best_fold, calibration, deployed_model_path, windows
 from ..errors import StageError
 from ..keras_io import load_model
+from ..outputs import declared_outputs
 from .data import prepared
 
 
@@ -52,7 +53,7 @@ def parity(ctx: Any, model: Any, result: dict, prep: Any, fold: Any) -> dict:
                         ctx.recipe)
     ref = run_keras(model, x)
     exp = score_backend(ctx.folder.file("export", result["model"]), x)
-    is_classifier = ref.ndim == 2 and model.layers[-1].name == "logits"
+    is_classifier = ref.ndim == 2 and model.layers[-1].name == declared_outputs(ctx).of(model).logits
     labels = prep.labels[owners]
     report = parity_report(ref.reshape(len(ref), -1), exp.reshape(len(exp), -1), labels if is_classifier else None)
     name, keras_metric = _metric(ref, labels, owners, prep, fold, is_classifier)

@@ -14,6 +14,7 @@ import numpy as np
 from ..atomic import read_json
 from ..data.pipeline import Augmenter, eval_dataset, oversampled, train_dataset
 from ..keras_io import load_model
+from ..outputs import declared_outputs
 from ..train import setup
 from ..train.evaluation import evaluate_fold
 from ..train.fold import FitPlan, finish_fold, fit_fold, resume_point
@@ -58,16 +59,14 @@ def _compile(model: Any, train_model: Any, loss: Any, train: Any, resumed: bool,
 
 
 def _phases(ctx: Any, epochs: int, initial: Any) -> list[tuple[int, float, Any]]:
-    """(last epoch, lr factor, prepare(model)) per training phase. Architectures with a
-    freeze-then-unfreeze schedule (optional hooks ``head_epochs(params)`` and
-    ``set_trainable(model, unfreeze_top=...)``, as ``transfer`` has) get two."""
-    arch = ctx.regs["architectures"].get(ctx.recipe.model.arch).module
-    params = ctx.recipe.model.params
-    head = arch.head_epochs(params) if hasattr(arch, "head_epochs") else 0
-    if initial is not None or not hasattr(arch, "set_trainable") or not 0 < head < epochs:
+    """(last epoch, lr factor, prepare(model)) per training phase. An architecture with a
+    freeze-then-unfreeze schedule answers the optional hook ``head_phase(params)`` (as
+    ``transfer`` does) and gets two."""
+    hook = ctx.regs["architectures"].get(ctx.recipe.model.arch).hook("head_phase")
+    phase = hook(ctx.recipe.model.params) if hook is not None and initial is None else None
+    if phase is None or not 0 < phase.epochs < epochs:
         return [(epochs, 1.0, None)]
-    unfreeze = lambda m: arch.set_trainable(m, unfreeze_top=params.unfreeze_top)  # noqa: E731
-    return [(head, 1.0, None), (epochs, params.finetune_lr_factor, unfreeze)]
+    return [(phase.epochs, 1.0, None), (epochs, phase.lr_factor, phase.unfreeze)]
 
 
 def train_one(ctx: Any, prep: Any, fold: Any, folder: Any, *, epochs: int, initial: Any = None,
@@ -89,7 +88,7 @@ def train_one(ctx: Any, prep: Any, fold: Any, folder: Any, *, epochs: int, initi
         if prepare is not None:
             prepare(model)
         with setup.distribution_scope(train):
-            train_model, loss, label_of = setup.training_model(model, train.loss)
+            train_model, loss, label_of = setup.training_model(model, train.loss, declared_outputs(ctx))
             _compile(model, train_model, loss, train, resumed=resumed, optimizer=optimizer, lr=lr * factor)
         common = {"kind": prep.kind, "frames": recipe.data.clip.frames, "label_of": label_of}
         train_ds = train_dataset(prep.store, positions, prep.labels, batch_size=train.batch_size, seed=recipe.seed,
@@ -120,10 +119,6 @@ def _callbacks(ctx: Any, folder: Any, train: Any, lr: float, finetune: dict[str,
     return out
 
 
-def embedding_model(ctx: Any) -> bool:
-    return ctx.regs["architectures"].get(ctx.recipe.model.arch).declared("EMBEDDING")
-
-
 def run_fold(ctx: Any, prep: Any, fold: Any) -> dict:
     folder = ctx.folder.file("folds", fold.name)
     if (folder / "metrics.json").is_file():
@@ -135,7 +130,7 @@ def run_fold(ctx: Any, prep: Any, fold: Any) -> dict:
         model = train_one(ctx, prep, fold, folder, epochs=ctx.recipe.train.epochs)
         finish_fold(folder, model)
     metrics = {"fold": fold.name, "train_samples": len(fold.train), "val_samples": len(fold.val),
-               **evaluate_fold(model, prep, fold, ctx.recipe, embedding=embedding_model(ctx))}
+               **evaluate_fold(model, prep, fold, ctx.recipe, outputs=declared_outputs(ctx))}
     ctx.folder.write_json(f"folds/{fold.name}/metrics.json", metrics)
     ctx.callbacks.on_fold_end(fold.name, headline(metrics))
     release()
@@ -198,7 +193,7 @@ def _score_test(ctx: Any, prep: Any, test: np.ndarray, best: str) -> dict:
     model = keras.saving.load_model(ctx.folder.file("folds", best, "model.keras"), safe_mode=True)
     fold = Fold(name="test", train=np.setdiff1d(np.arange(len(prep.samples)), test), val=test)
     out = {"model": f"folds/{best}/model.keras",
-           **evaluate_fold(model, prep, fold, ctx.recipe, embedding=embedding_model(ctx))}
+           **evaluate_fold(model, prep, fold, ctx.recipe, outputs=declared_outputs(ctx))}
     release()
     return out
 
