@@ -285,7 +285,7 @@ def _open_run(path: Path) -> tuple[Any, Any]:
     if loaded.hash != folder.manifest["recipe_hash"]:
         raise UsageError(f"{folder.file('recipe.yaml')} no longer matches the run's recipe hash "
                          f"{folder.manifest['recipe_hash']}; start a new run instead")
-    if folder.stage("train")["status"] != "done":
+    if _stage_status(folder, "train") not in (None, "done"):  # None: a run that reuses another's training
         raise UsageError(f"{folder.path}: training has not finished; run 'gaitrun resume {folder.path}' first")
     return folder, loaded
 
@@ -326,7 +326,7 @@ def _reuse(args: argparse.Namespace, source: Any, *, skip: tuple[str, ...]) -> i
         raise UsageError(f"{source.path}: its recipe has no deploy section, so there is nothing to "
                          f"export; add --set deploy.target=onnx")
     folder = RunFolder.create(loaded, stages, artifacts=args.artifacts)
-    folder.manifest["reuses_run"] = str(source.path.resolve())
+    folder.manifest["reuses_run"] = source.manifest.get("reuses_run") or str(source.path.resolve())
     folder.save()
     return _execute(_context(loaded, folder, args), as_json=args.json, quiet=args.quiet)
 

@@ -60,6 +60,13 @@ class Plugin:
     def impl(self, attr: str) -> Callable[..., Any]:
         return getattr(self.module, attr)
 
+    def own_params(self, section: BaseModel) -> BaseModel:
+        """The plugin's own ``Params`` from its recipe section: ``params:`` of a nested section,
+        the keys beside the selector of a flat one (never the core's keys)."""
+        if not FAMILIES[self.family].flat:
+            return section.params  # type: ignore[attr-defined]
+        return self.params(**{key: getattr(section, key) for key in self.params.model_fields})
+
     def hook(self, attr: str) -> Callable[..., Any] | None:
         """An optional hook the family declares, or None when this plugin does not provide it."""
         from .families import declared_hook

@@ -46,7 +46,7 @@ def plan(recipe: Any) -> list[str]:
 
 def describe(recipe: Any) -> list[dict[str, Any]]:
     """Each planned stage with the resolved recipe keys that drive it (for ``gaitrun plan``)."""
-    dumped = recipe.model_dump(mode="json", exclude_none=True)
+    dumped = recipe.model_dump(mode="json")  # nulls shown: null may mean "off", not the default
     keys = {"data": ["data", "augment"], "train": ["model", "train", "cv", "evaluate"],
             "prune": ["prune"], "export": ["deploy"], "bench": ["deploy"], "report": []}
     return [{"stage": s, "config": {k: dumped[k] for k in keys[s] if k in dumped}} for s in plan(recipe)]

@@ -71,7 +71,7 @@ def run(ctx: Any) -> dict:
     model = load_model(path)
     d = ctx.recipe.deploy
     exporter = ctx.regs["exporters"].get(d.target)
-    result = exporter.impl("export")(model, params=d, ctx=_context(ctx, prep, fold))
+    result = exporter.impl("export")(model, params=exporter.own_params(d), ctx=_context(ctx, prep, fold))
     result["source_model"] = str(path.relative_to(ctx.folder.path)) if path.is_relative_to(ctx.folder.path) else str(path)
     if result.get("model"):
         result["parity"] = parity(ctx, model, result, prep, fold)

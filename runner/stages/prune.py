@@ -38,10 +38,11 @@ def _fresh_head(model: Any, outputs: Outputs) -> None:
 def _prune(ctx: Any, model: Any, outputs: Outputs) -> tuple[Any, dict]:
     """Ask the recipe's pruner; its embedding (declared by the architecture) is protected."""
     method = ctx.recipe.prune.method
+    pruner = ctx.regs["pruners"].get(method)
     protected = frozenset(n for n in (outputs.embedding,) if n is not None)
     try:
-        pruned, report = ctx.regs["pruners"].get(method).impl("prune")(
-            model, params=ctx.recipe.prune, protected=protected)
+        pruned, report = pruner.impl("prune")(model, params=pruner.own_params(ctx.recipe.prune),
+                                              protected=protected)
     except ValueError as exc:  # e.g. prune.exclude naming a layer the model does not have
         raise StageError("prune", f"{exc}; check prune.exclude against the model's layer names") from exc
     if not (isinstance(report, dict) and isinstance(report.get("summary"), str)):
