@@ -44,6 +44,24 @@ INPUT_SOURCES: dict[str, frozenset[tuple[str, str]]] = {
 }
 
 
+# input kind -> the shape of one model input (a window of T time steps, C channels)
+INPUT_SHAPES: dict[str, str] = {
+    "image": "(H, W, C): a still image, or the window's temporal mean (silhouettes: gait energy image)",
+    "stack2d": "(H, W, 2T): optical flow, x/y interleaved per frame",
+    "clip3d": "(T, H, W, C)", "frame_set": "(T, H, W, C), order-free", "sequence": "(T, H, W, C)",
+    "inertial": "(T, C)",
+}
+
+# modality -> what a dataset's ``load(sample, params)`` returns for it (preprocessing follows)
+RAW_SAMPLES: dict[str, str] = {
+    "silhouette": "(T, H, W) uint8 0/255 masks, or one (H, W) mask",
+    "rgb": "(T, H, W, 3) uint8 frames, or one (H, W, 3) uint8 image",
+    "optical_flow": "(T, H, W) or (T, H, W, 3) uint8 frames (flow is computed), or (T, H, W, 2) "
+                    "float flow in pixels",
+    "inertial": "(T, C) float sensor window",
+}
+
+
 # --- the protocols: what a plugin module provides, per family -------------------------------
 # A plugin is a module, so ``self`` below stands for the module and is not part of the contract.
 
@@ -172,9 +190,7 @@ class Family:
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("datasets", "data", "adapter", False, "synthetic_gait", Dataset, "DataBase",
            {"MODALITIES": subset_of(MODALITIES), "KIND": one_of(SAMPLE_KINDS)},
-           doc="`load()` returns float frames (T, H, W) silhouettes in 0..1, (T, H, W, 3) rgb "
-               "in 0..1, (T, H, W, 2) optical flow in pixels; (H, W, 3) for an image KIND; "
-               "(T, channels) for inertial"),
+           doc="`scan` lists `Sample`s; `load` returns one raw array (see the table below)"),
     Family("architectures", "model", "arch", False, None, Architecture, "",
            {"INPUT_KIND": one_of(INPUT_KINDS), "LOGITS": layer_name, "EMBEDDING": layer_name},
            optional=("head_phase",),
@@ -183,12 +199,14 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("augmentations", "augment", "", False, None, Augmentation, "",
            {"MODALITIES": subset_of(MODALITIES), "LAYOUTS": subset_of(INPUT_KINDS)},
            optional=("LAYOUTS",), doc="stateless random ops; optional `LAYOUTS`: input kinds it can transform"),
-    Family("cv", "cv", "scheme", True, "holdout", CvScheme, "CvBase"),
+    Family("cv", "cv", "scheme", True, "holdout", CvScheme, "CvBase",
+           doc="`Fold`s of indices into `samples`; `gaitrun.folds.check_disjoint` checks groups"),
     Family("pruners", "prune", "method", True, "l1_percentile", Pruner, "PruneBase",
            doc="`protected`: layers never to prune (the architecture's embedding); returns the "
                "smaller model and its report, a JSON-able dict with a one-line `summary`"),
     Family("exporters", "deploy", "target", True, None, Exporter, "DeployBase",
-           {"PRECISIONS": subset_of(PRECISIONS)}),
+           {"PRECISIONS": subset_of(PRECISIONS)},
+           doc="`ctx`: `ExportContext` (precision, batch sizes, calibration windows, out_dir)"),
 )}
 
 SECTIONS: dict[str, Family] = {f.section: f for f in FAMILIES.values()}

@@ -79,10 +79,15 @@ def test_export_with_set_and_strict_deferral(tmp_path):
     assert json.loads((again / "export" / "export.json").read_text())["source_model"].endswith("model.keras")
 
     # no TensorRT here: the engine build is deferred, which --strict makes an error (exit 1) ...
-    res = _gaitrun("export", str(run), "--strict", "--set", "deploy.target=tensorrt", "--artifacts", "art3",
-                   "--quiet", cwd=tmp_path)
+    # (and asking for more INT8 calibration windows than training has is said, not hidden)
+    res = _gaitrun("export", str(run), "--strict", "--set", "deploy.target=tensorrt", "--set", "deploy.precision=int8",
+                   "--set", "deploy.calibration_samples=5000", "--artifacts", "art3", cwd=tmp_path)
     assert res.returncode == 1 and "(--strict)" in res.stderr
     strict = next((tmp_path / "art3" / "digits_prune").iterdir())
+    used = json.loads((strict / "export" / "export.json").read_text())["calibration_samples"]
+    assert used["asked"] == 5000 and 0 < used["used"] < 5000
+    assert (f"warning: deploy.calibration_samples is 5000 but the training split has only {used['used']} "
+            "windows") in " ".join(res.stderr.split())
     # ... and bench then refuses instead of exporting again behind the user's back
     res = _gaitrun("bench", str(strict), cwd=tmp_path)
     assert res.returncode == 2

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ..families import FAMILIES, SECTIONS, Family, signature_text
+from ..families import FAMILIES, INPUT_SHAPES, INPUT_SOURCES, RAW_SAMPLES, SECTIONS, Family, signature_text
 from ..plugin_table import _fmt_default, _param_rows, _type_name
 from ..registry import Registries
 from .search import Domain, Search
@@ -95,6 +95,13 @@ def render_families() -> str:
     out = [FAMILY_START, "", "| family | recipe section | default | functions | declarations | notes |",
            "|---|---|---|---|---|---|"]
     out += [_family_row(fam) for fam in FAMILIES.values()]
+    out += ["", "What a dataset's `load(sample, params)` returns, by modality (gaitrun crops, resizes and "
+            "scales it, see `gaitrun/data/preprocess.py`):", "", "| modality | `load()` returns |", "|---|---|"]
+    out += [f"| `{m}` | {text} |" for m, text in RAW_SAMPLES.items()]
+    out += ["", "Which dataset `KIND` and modality can feed each architecture `INPUT_KIND`:", "",
+            "| `INPUT_KIND` | model input (one window of T steps) | fed by (`KIND`, modality) |", "|---|---|---|"]
+    out += [f"| `{kind}` | {INPUT_SHAPES[kind]} | "
+            f"{', '.join(f'({k}, {m})' for k, m in sorted(INPUT_SOURCES[kind]))} |" for kind in INPUT_SOURCES]
     return "\n".join([*out, "", FAMILY_END])
 
 

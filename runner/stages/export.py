@@ -37,6 +37,10 @@ def _context(ctx: Any, prep: Any, fold: Any) -> Any:
     d = ctx.recipe.deploy
     calib, _ = calibration(prep, fold.train, ctx.recipe, d.calibration_samples) if d.precision == "int8" \
         else (np.zeros((0, *prep.input_shape), np.float32), None)
+    if d.precision == "int8" and len(calib) < d.calibration_samples:
+        ctx.callbacks.on_message(f"warning: deploy.calibration_samples is {d.calibration_samples} but the "
+                                 f"training split has only {len(calib)} windows; calibrating on those "
+                                 f"(lower deploy.calibration_samples to silence this)", level="warning")
     data = ctx.recipe.data
     norm = {"modality": data.modality, "layout": prep.kind, "frames": data.clip.frames,
             "size": list(data.clip.size), "scale": "silhouettes and rgb in 0..1, optical flow in pixels"}
@@ -71,7 +75,10 @@ def run(ctx: Any) -> dict:
     model = load_model(path)
     d = ctx.recipe.deploy
     exporter = ctx.regs["exporters"].get(d.target)
-    result = exporter.impl("export")(model, params=exporter.own_params(d), ctx=_context(ctx, prep, fold))
+    export_ctx = _context(ctx, prep, fold)
+    result = exporter.impl("export")(model, params=exporter.own_params(d), ctx=export_ctx)
+    if d.precision == "int8":
+        result["calibration_samples"] = {"asked": d.calibration_samples, "used": len(export_ctx.calibration)}
     result["source_model"] = str(path.relative_to(ctx.folder.path)) if path.is_relative_to(ctx.folder.path) else str(path)
     if result.get("model"):
         result["parity"] = parity(ctx, model, result, prep, fold)
