@@ -304,8 +304,8 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         raise UsageError(f"{folder.path}: its recipe has no deploy section, so there is nothing to "
                          f"{args.stage}; add one with 'gaitrun export {folder.path} --set deploy.target=onnx'")
     if args.stage == "bench" and _stage_status(folder, "export") not in ("done", "deferred"):
-        raise UsageError(f"{folder.path}: its export is {_stage_status(folder, 'export')}, so there is "
-                         f"nothing to benchmark; run 'gaitrun export {folder.path}' first")
+        raise UsageError(f"{folder.path}: its export stage is '{_stage_status(folder, 'export')}', so there "
+                         f"is nothing to benchmark; run 'gaitrun export {folder.path}' first")
     rerun = ("export", "bench", "report") if args.stage == "export" else ("bench", "report")
     for name in rerun:
         if _stage_status(folder, name) is not None:

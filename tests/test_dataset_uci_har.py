@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import model_inputs
 
-from gaitrun.data.preprocess import prepare
 from gaitrun.data.records import Sample
 from gaitrun.errors import DataError
 from gaitrun.plugins.datasets import uci_har
@@ -65,7 +65,7 @@ def test_load_returns_window_with_nine_channels_in_order(root: Path) -> None:
     window = uci_har.load(sample, uci_har.Params(root=str(root)))
     assert window.shape == (WINDOW, 9) and window.dtype == np.float32
     np.testing.assert_allclose(window[0], np.arange(9) + 0.03, rtol=1e-6)
-    (model_input,) = prepare(window, modality="inertial", kind="inertial", frames=WINDOW, size=(1, 1))
+    (model_input,) = model_inputs(window, modality="inertial", kind="inertial", frames=WINDOW, size=(1, 1))
     assert model_input.shape == (WINDOW, 9)
 
 

@@ -70,26 +70,27 @@ def test_export_with_set_and_strict_deferral(tmp_path):
     assert _gaitrun("run", "r.yaml", "--artifacts", "art", "--quiet", cwd=tmp_path).returncode == 0
     run = next((tmp_path / "art" / "digits_prune").iterdir())
 
-    res = _gaitrun("export", str(run), "--set", "deploy.target=saved_model", "--artifacts", "art2",
-                   "--quiet", cwd=tmp_path)
+    # another target into a new run folder; more INT8 calibration windows than training has is said
+    res = _gaitrun("export", str(run), "--set", "deploy.target=tensorrt", "--set", "deploy.precision=int8",
+                   "--set", "deploy.calibration_samples=5000", "--artifacts", "art2", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     again = next((tmp_path / "art2" / "digits_prune").iterdir())
-    assert [s["name"] for s in json.loads((again / "manifest.json").read_text())["stages"]] == [
-        "export", "bench", "report"]
-    assert json.loads((again / "export" / "export.json").read_text())["source_model"].endswith("model.keras")
-
-    # no TensorRT here: the engine build is deferred, which --strict makes an error (exit 1) ...
-    # (and asking for more INT8 calibration windows than training has is said, not hidden)
-    res = _gaitrun("export", str(run), "--strict", "--set", "deploy.target=tensorrt", "--set", "deploy.precision=int8",
-                   "--set", "deploy.calibration_samples=5000", "--artifacts", "art3", cwd=tmp_path)
-    assert res.returncode == 1 and "(--strict)" in res.stderr
-    strict = next((tmp_path / "art3" / "digits_prune").iterdir())
-    used = json.loads((strict / "export" / "export.json").read_text())["calibration_samples"]
+    stages = json.loads((again / "manifest.json").read_text())["stages"]
+    assert [s["name"] for s in stages] == ["export", "bench", "report"] and stages[0]["status"] == "deferred"
+    export = json.loads((again / "export" / "export.json").read_text())
+    assert Path(export["source_model"]).parents[2] == run.resolve()  # the reused run's trained model
+    used = export["calibration_samples"]
     assert used["asked"] == 5000 and 0 < used["used"] < 5000
     assert (f"warning: deploy.calibration_samples is 5000 but the training split has only {used['used']} "
             "windows") in " ".join(res.stderr.split())
+
+    # no TensorRT here: the engine build is deferred, which --strict makes an error (exit 1) ...
+    res = _gaitrun("export", str(run), "--strict", "--set", "deploy.target=tensorrt", "--artifacts", "art3",
+                   "--quiet", cwd=tmp_path)
+    assert res.returncode == 1 and "cannot build the TensorRT engine here" in res.stderr
+    strict = next((tmp_path / "art3" / "digits_prune").iterdir())
     # ... and bench then refuses instead of exporting again behind the user's back
     res = _gaitrun("bench", str(strict), cwd=tmp_path)
     assert res.returncode == 2
-    assert res.stderr.strip() == (f"gaitrun: error: {strict}: its export is failed, so there is nothing "
-                                  f"to benchmark; run 'gaitrun export {strict}' first")
+    assert res.stderr.strip() == (f"gaitrun: error: {strict}: its export stage is 'failed', so there is "
+                                  f"nothing to benchmark; run 'gaitrun export {strict}' first")
