@@ -11,6 +11,7 @@ import numpy as np
 
 from ..deploy_data import best_fold, calibration, deployed_model_path, windows
 from ..errors import StageError
+from ..export import check_calibration
 from ..keras_io import load_model
 from ..outputs import declared_outputs
 from .data import prepared
@@ -76,6 +77,7 @@ def run(ctx: Any) -> dict:
     d = ctx.recipe.deploy
     exporter = ctx.regs["exporters"].get(d.target)
     export_ctx = _context(ctx, prep, fold)
+    check_calibration(export_ctx, model)
     result = exporter.impl("export")(model, params=exporter.own_params(d), ctx=export_ctx)
     if d.precision == "int8":
         result["calibration_samples"] = {"asked": d.calibration_samples, "used": len(export_ctx.calibration)}
