@@ -69,3 +69,13 @@ def model_inputs(raw, *, modality: str, kind: str, frames: int, size: tuple[int,
     store = ClipStore(frames=clip.astype(np.float16), offsets=one, lengths=np.array([len(clip)]), kept=one)
     ds, _ = eval_dataset(store, one, None, kind=kind, frames=frames, stride=stride, batch_size=64)
     return [x for batch in ds for x in batch.numpy()]
+
+
+def plugin_module(doc: str | None = "A fake plugin.", **attrs):
+    """A module object holding ``attrs``: a plugin as the registry sees it."""
+    import types
+
+    module = types.ModuleType("fake", doc)
+    for key, value in attrs.items():
+        setattr(module, key, value)
+    return module

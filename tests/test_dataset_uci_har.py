@@ -30,13 +30,17 @@ def write_split(root: Path, split: str, rows: int) -> None:
     np.savetxt(root / split / f"subject_{split}.txt", 10 + np.arange(rows) % 2, fmt="%d")
 
 
-@pytest.fixture()
-def root(tmp_path: Path) -> Path:
-    base = tmp_path / "UCI HAR Dataset"
+def write_tree(base: Path) -> Path:
+    """The tiny dataset at ``base``: both splits (sharing subjects 10 and 11) and the labels."""
     for split, rows in ROWS.items():
         write_split(base, split, rows)
     (base / "activity_labels.txt").write_text(LABELS)
     return base
+
+
+@pytest.fixture()
+def root(tmp_path: Path) -> Path:
+    return write_tree(tmp_path / "UCI HAR Dataset")
 
 
 def scan(root: Path) -> list:

@@ -3,18 +3,10 @@ with core keys, optional hooks, and the tables generated from it."""
 
 from __future__ import annotations
 
-import types
-
+from conftest import plugin_module
 from pydantic import BaseModel, ConfigDict
 
 from gaitrun.families import FAMILIES, INPUT_SOURCES, SECTIONS, contract_problems
-
-
-def _module(**attrs) -> types.ModuleType:
-    module = types.ModuleType("fake", "A fake plugin.")
-    for key, value in attrs.items():
-        setattr(module, key, value)
-    return module
 
 
 class Params(BaseModel):
@@ -29,7 +21,7 @@ def test_wrong_signatures_are_refused_all_at_once():
     def build(input_shape, classes, *, params, extra):  # positional, misnamed, a required extra
         return None
 
-    problems = contract_problems(FAMILIES["architectures"], _module(build=build, **ARCH))
+    problems = contract_problems(FAMILIES["architectures"], plugin_module(build=build, **ARCH))
     (line,) = problems
     assert line.startswith("'build(*, input_shape: tuple[int, ...], num_classes: int, params: BaseModel)'")
     assert "keyword argument 'num_classes' missing" in line
@@ -43,7 +35,7 @@ def test_positional_names_must_match_the_spec():
     def scan(params, *, cache_dir, seed):
         return []
 
-    problems = contract_problems(FAMILIES["datasets"], _module(
+    problems = contract_problems(FAMILIES["datasets"], plugin_module(
         Params=Params, scan=scan, load=load, MODALITIES={"rgb"}, KIND="image"))
     assert problems == ["'load(sample: Sample, params: BaseModel)' (argument 1 is 'path', not 'sample')"]
 
@@ -55,8 +47,8 @@ def test_keyword_extras_with_defaults_and_kwargs_are_accepted():
     def apply(x, **kwargs):
         return x
 
-    assert contract_problems(FAMILIES["architectures"], _module(build=build, **ARCH)) == []
-    assert contract_problems(FAMILIES["augmentations"], _module(
+    assert contract_problems(FAMILIES["architectures"], plugin_module(build=build, **ARCH)) == []
+    assert contract_problems(FAMILIES["augmentations"], plugin_module(
         Params=Params, apply=apply, MODALITIES={"rgb"})) == []
 
 
@@ -67,7 +59,7 @@ def test_an_optional_hook_is_checked_when_present():
     def head_phase(config):
         return None
 
-    problems = contract_problems(FAMILIES["architectures"], _module(build=build, head_phase=head_phase, **ARCH))
+    problems = contract_problems(FAMILIES["architectures"], plugin_module(build=build, head_phase=head_phase, **ARCH))
     assert problems == ["'head_phase(params: BaseModel)' (argument 1 is 'config', not 'params')"]
 
 
@@ -81,7 +73,7 @@ def test_a_flat_plugin_field_named_like_a_core_field_is_refused():
     def export(model, *, params, ctx):
         return {}
 
-    problems = contract_problems(FAMILIES["exporters"], _module(Params=Clashing, export=export,
+    problems = contract_problems(FAMILIES["exporters"], plugin_module(Params=Clashing, export=export,
                                                                    PRECISIONS={"fp32"}))
     assert problems == ["'Params' fields that do not clash with the core's 'deploy' keys "
                         "(rename 'precision', 'target')"]

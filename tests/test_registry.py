@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import types
-
 import pytest
+from conftest import plugin_module
 from pydantic import BaseModel, ConfigDict
 
 from gaitrun.errors import PluginError
 from gaitrun.registry import FAMILIES, Registries, Registry, registries
-
-
-def _module(name: str = "fake", doc: str = "A fake plugin.", **attrs) -> types.ModuleType:
-    module = types.ModuleType(name, doc)
-    for key, value in attrs.items():
-        setattr(module, key, value)
-    return module
 
 
 class GoodParams(BaseModel):
@@ -52,7 +44,7 @@ def test_builtins_import_no_tensorflow():
 
 def test_good_plugin_registers():
     reg = Registry("architectures")
-    plugin = reg.add("tiny", _module(Params=GoodParams, build=_build, **ARCH))
+    plugin = reg.add("tiny", plugin_module(Params=GoodParams, build=_build, **ARCH))
     assert plugin.description == "A fake plugin."
     assert reg.get("tiny") is plugin
 
@@ -71,7 +63,7 @@ ARCH = {"INPUT_KIND": "image", "LOGITS": "logits", "EMBEDDING": None}
 ])
 def test_misfit_plugin_refused_with_what_is_missing(attrs, missing):
     with pytest.raises(PluginError) as info:
-        Registry("architectures").add("bad", _module(**attrs))
+        Registry("architectures").add("bad", plugin_module(**attrs))
     assert "architectures plugin 'bad' (built-in) does not fit the family" in str(info.value)
     assert missing in str(info.value)
     assert info.value.plugin == "bad" and info.value.family == "architectures"
@@ -79,9 +71,9 @@ def test_misfit_plugin_refused_with_what_is_missing(attrs, missing):
 
 def test_missing_docstring_and_bad_name_refused():
     with pytest.raises(PluginError, match="docstring"):
-        Registry("cv").add("nodoc", _module(doc=None, Params=GoodParams, split=lambda *a, **k: []))
+        Registry("cv").add("nodoc", plugin_module(doc=None, Params=GoodParams, split=lambda *a, **k: []))
     with pytest.raises(PluginError, match="lower-case identifier"):
-        Registry("cv").add("Bad-Name", _module(Params=GoodParams, split=lambda *a, **k: []))
+        Registry("cv").add("Bad-Name", plugin_module(Params=GoodParams, split=lambda *a, **k: []))
 
 
 def test_unknown_name_lists_known_and_closest():
@@ -122,8 +114,8 @@ def test_a_broken_plugin_is_remembered_listed_and_hides_nothing():
     regs = Registries()
     regs.load_builtins()
     reg = regs["architectures"]
-    reg.declare("acme_good", lambda: _module(Params=GoodParams, build=_build, **ARCH), origin="acme")
-    reg.declare("acme_bad", lambda: _module(Params=GoodParams, **ARCH), origin="acme")
+    reg.declare("acme_good", lambda: plugin_module(Params=GoodParams, build=_build, **ARCH), origin="acme")
+    reg.declare("acme_bad", lambda: plugin_module(Params=GoodParams, **ARCH), origin="acme")
     reg.declare("acme_crash", lambda: 1 / 0, origin="acme")
     entries = {e.name: e for e in reg.entries()}
     assert "lacks a function 'build(" in entries["acme_bad"].reason

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_dataset_uci_har import LABELS, ROWS, write_split
+from test_dataset_uci_har import write_tree
 
 from gaitrun.data.records import Sample
 from gaitrun.errors import DataError
@@ -18,10 +18,7 @@ from gaitrun.plugins.cv import holdout
 @pytest.fixture()
 def har_recipe(tmp_path: Path) -> Path:
     """The tiny UCI HAR tree: subjects 10 and 11 in both its train and its test split."""
-    root = tmp_path / "UCI HAR Dataset"
-    for split, rows in ROWS.items():
-        write_split(root, split, rows)
-    (root / "activity_labels.txt").write_text(LABELS)
+    root = write_tree(tmp_path / "UCI HAR Dataset")
     recipe = tmp_path / "har.yaml"
     recipe.write_text(f"""\
 name: har_overlap
