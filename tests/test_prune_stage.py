@@ -92,5 +92,5 @@ def test_export_with_set_and_strict_deferral(tmp_path):
     # ... and bench then refuses instead of exporting again behind the user's back
     res = _gaitrun("bench", str(strict), cwd=tmp_path)
     assert res.returncode == 2
-    assert res.stderr.strip() == (f"gaitrun: error: {strict}: its export stage is 'failed', so there is "
+    assert res.stderr.strip() == (f"{strict}: its export stage is 'failed', so there is "
                                   f"nothing to benchmark; run 'gaitrun export {strict}' first")
