@@ -10,9 +10,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import GaitrunError, RecipeError, UsageError
+
+if TYPE_CHECKING:
+    from .recipe import LoadedRecipe
+    from .runfolder import RunFolder
 
 COMMANDS = ("run", "validate", "plan", "plugins", "schema", "resume", "data", "export", "bench", "prune", "engine")
 
@@ -73,6 +77,24 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, overrides=False)
     p.set_defaults(func=cmd_resume)
 
+    _add_rerun_commands(sub)
+
+    p = sub.add_parser("engine", help="TensorRT engine tools")
+    engine_sub = p.add_subparsers(dest="engine_command", metavar="ENGINE_COMMAND", required=True, parser_class=_Parser)
+    b = engine_sub.add_parser("build", help="build model.engine from a TensorRT bundle on this (GPU) machine")
+    b.add_argument("bundle", type=Path)
+    b.add_argument("--workspace-mb", type=int, default=None)
+    _common(b, overrides=False)
+    b.set_defaults(func=cmd_engine_build)
+
+    from .data.cli import add_data_commands
+
+    add_data_commands(sub, _common)
+    return parser
+
+
+def _add_rerun_commands(sub: argparse._SubParsersAction) -> None:
+    """``export``, ``bench`` and ``prune``: stages again on a finished run."""
     p = sub.add_parser("export", help="export a finished run's model again; with --set (e.g. "
                        "deploy.target=tflite) into a new run folder that reuses it")
     p.add_argument("run_folder", type=Path)
@@ -94,19 +116,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true")
     _common(p)
     p.set_defaults(func=cmd_prune)
-
-    p = sub.add_parser("engine", help="TensorRT engine tools")
-    engine_sub = p.add_subparsers(dest="engine_command", metavar="ENGINE_COMMAND", required=True, parser_class=_Parser)
-    b = engine_sub.add_parser("build", help="build model.engine from a TensorRT bundle on this (GPU) machine")
-    b.add_argument("bundle", type=Path)
-    b.add_argument("--workspace-mb", type=int, default=None)
-    _common(b, overrides=False)
-    b.set_defaults(func=cmd_engine_build)
-
-    from .data.cli import add_data_commands
-
-    add_data_commands(sub, _common)
-    return parser
 
 
 # --- output helpers ---------------------------------------------------------------------------
@@ -276,7 +285,7 @@ def _quiet_tensorflow() -> None:
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 
-def _open_run(path: Path) -> tuple[Any, Any]:
+def _open_run(path: Path) -> tuple[RunFolder, LoadedRecipe]:
     from .recipe import load_recipe
     from .runfolder import RunFolder
 
@@ -290,7 +299,7 @@ def _open_run(path: Path) -> tuple[Any, Any]:
     return folder, loaded
 
 
-def _stage_status(folder: Any, name: str) -> str | None:
+def _stage_status(folder: RunFolder, name: str) -> str | None:
     return next((s["status"] for s in folder.manifest["stages"] if s["name"] == name), None)
 
 
@@ -313,7 +322,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     return _execute(_context(loaded, folder, args), as_json=args.json, quiet=args.quiet)
 
 
-def _reuse(args: argparse.Namespace, source: Any, *, skip: tuple[str, ...]) -> int:
+def _reuse(args: argparse.Namespace, source: RunFolder, *, skip: tuple[str, ...]) -> int:
     """A new run folder with RUN's recipe and ``--set`` overrides that reuses RUN's data and
     trained folds and runs the stages after ``skip``."""
     from .recipe import load_recipe

@@ -14,15 +14,18 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
+    from types import ModuleType
 
+    import keras
     import numpy as np
+    import tensorflow as tf
 
     from .data.records import Sample
     from .export import ExportContext
@@ -73,7 +76,7 @@ class HeadPhase:
 
     epochs: int
     lr_factor: float
-    unfreeze: Callable[[Any], None]
+    unfreeze: Callable[[keras.Model], None]
 
 
 class Dataset(Protocol):
@@ -91,7 +94,7 @@ class Architecture(Protocol):
     EMBEDDING: str | None
     Params: type[BaseModel]
 
-    def build(self, *, input_shape: tuple[int, ...], num_classes: int, params: BaseModel) -> Any: ...
+    def build(self, *, input_shape: tuple[int, ...], num_classes: int, params: BaseModel) -> keras.Model: ...
     def head_phase(self, params: BaseModel) -> HeadPhase | None: ...  # optional
 
 
@@ -100,7 +103,7 @@ class Augmentation(Protocol):
     LAYOUTS: frozenset[str]  # optional
     Params: type[BaseModel]
 
-    def apply(self, x: Any, *, params: BaseModel, seed: Any, layout: str) -> Any: ...
+    def apply(self, x: tf.Tensor, *, params: BaseModel, seed: tf.Tensor, layout: str) -> tf.Tensor: ...
 
 
 class CvScheme(Protocol):
@@ -112,23 +115,23 @@ class CvScheme(Protocol):
 class Pruner(Protocol):
     Params: type[BaseModel]
 
-    def prune(self, model: Any, *, params: BaseModel, protected: frozenset[str]) -> tuple[Any, dict]: ...
+    def prune(self, model: keras.Model, *, params: BaseModel, protected: frozenset[str]) -> tuple[keras.Model, dict]: ...
 
 
 class Exporter(Protocol):
     PRECISIONS: frozenset[str]
     Params: type[BaseModel]
 
-    def export(self, model: Any, *, params: BaseModel, ctx: ExportContext) -> dict[str, Any]: ...
+    def export(self, model: keras.Model, *, params: BaseModel, ctx: ExportContext) -> dict[str, object]: ...
 
 
 # --- declaration checks -----------------------------------------------------------------------
 
-Check = Callable[[Any], "str | None"]
+Check = Callable[[object], "str | None"]
 
 
 def subset_of(allowed: tuple[str, ...]) -> Check:
-    def check(value: Any) -> str | None:
+    def check(value: object) -> str | None:
         if not isinstance(value, (set, frozenset, tuple, list)) or not value:
             return f"must be a non-empty set drawn from {list(allowed)}"
         bad = sorted(set(value) - set(allowed))
@@ -141,7 +144,7 @@ def one_of(allowed: tuple[str, ...]) -> Check:
     return lambda v: None if v in allowed else f"must be one of {list(allowed)}, got {v!r}"
 
 
-def layer_name(value: Any) -> str | None:
+def layer_name(value: object) -> str | None:
     ok = value is None or (isinstance(value, str) and value.isidentifier())
     return None if ok else f"must be a layer name or None, got {value!r}"
 
@@ -223,7 +226,7 @@ def signature_text(sig: inspect.Signature, *, returns: bool = False) -> str:
 _text = signature_text
 
 
-def signature_problems(name: str, spec: inspect.Signature, impl: Any) -> list[str]:
+def signature_problems(name: str, spec: inspect.Signature, impl: Callable[..., object]) -> list[str]:
     """What keeps ``impl`` from being called as ``spec`` is (pluggy's ``_verify_hook``)."""
     try:
         got = inspect.signature(impl)
@@ -255,7 +258,7 @@ def signature_problems(name: str, spec: inspect.Signature, impl: Any) -> list[st
     return [f"'{name}{_text(spec)}' ({'; '.join(wrong)})"] if wrong else []
 
 
-def contract_problems(family: Family, module: Any) -> list[str]:
+def contract_problems(family: Family, module: object) -> list[str]:
     """Everything that keeps ``module`` from being a plugin of ``family``, all at once."""
     from types import ModuleType
 
@@ -281,7 +284,7 @@ def contract_problems(family: Family, module: Any) -> list[str]:
     return problems
 
 
-def _params_problems(family: Family, params: Any) -> list[str]:
+def _params_problems(family: Family, params: object) -> list[str]:
     if not (inspect.isclass(params) and issubclass(params, BaseModel)):
         return ["'Params' (a pydantic BaseModel subclass)"]
     out = []
@@ -295,7 +298,7 @@ def _params_problems(family: Family, params: Any) -> list[str]:
     return out
 
 
-def declared_hook(module: Any, family: Family, name: str) -> Callable[..., Any] | None:
+def declared_hook(module: ModuleType, family: Family, name: str) -> Callable[..., object] | None:
     """An optional hook of ``family`` that ``module`` provides, or None (never ``hasattr`` guessing)."""
     if name not in family.optional:
         raise KeyError(f"'{name}' is not an optional hook of {family.name}")

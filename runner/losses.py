@@ -125,7 +125,7 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
         super().__init__(**kwargs)
         self.label_smoothing = float(label_smoothing)
 
-    def call(self, y_true: Any, y_pred: Any) -> Any:
+    def call(self, y_true: keras.KerasTensor, y_pred: keras.KerasTensor) -> keras.KerasTensor:
         ids = ops.cast(ops.reshape(y_true, (-1,)), "int32")
         onehot = ops.one_hot(ids, ops.shape(y_pred)[-1], dtype=y_pred.dtype)
         return keras.losses.categorical_crossentropy(onehot, y_pred, label_smoothing=self.label_smoothing)

@@ -4,7 +4,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import keras
+
+    from .stages import RunContext
 
 
 @dataclass(frozen=True)
@@ -14,14 +19,14 @@ class Outputs:
     logits: str | None
     embedding: str | None
 
-    def of(self, model: Any) -> Outputs:
+    def of(self, model: keras.Model) -> Outputs:
         """The declared outputs that ``model`` really has (GaitSet has logits only with ce_head)."""
         names = {layer.name for layer in model.layers}
         return Outputs(self.logits if self.logits in names else None,
                        self.embedding if self.embedding in names else None)
 
 
-def declared_outputs(ctx: Any) -> Outputs:
+def declared_outputs(ctx: RunContext) -> Outputs:
     """The outputs the recipe's architecture declares."""
     arch = ctx.regs["architectures"].get(ctx.recipe.model.arch)
     return Outputs(logits=arch.declared("LOGITS"), embedding=arch.declared("EMBEDDING"))

@@ -5,7 +5,7 @@ pruning.json, folds/<k>/) and ``plots/filters_kept.png``."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,11 +17,17 @@ from ..outputs import Outputs, declared_outputs
 from ..train.evaluation import evaluate_fold
 from ..train.fold import finish_fold
 from ..train.splits import make_splits
-from .data import prepared
+from .data import Prepared, prepared
 from .train import headline, release, train_one
 
+if TYPE_CHECKING:
+    import keras
 
-def _fresh_head(model: Any, outputs: Outputs) -> None:
+    from ..folds import Fold
+    from . import RunContext
+
+
+def _fresh_head(model: keras.Model, outputs: Outputs) -> None:
     """Re-initialise the declared softmax layer (Embedded-Gait fine-tunes with a fresh one)."""
     import keras
 
@@ -35,7 +41,7 @@ def _fresh_head(model: Any, outputs: Outputs) -> None:
         layer.bias.assign(np.zeros(layer.bias.shape, dtype="float32"))
 
 
-def _prune(ctx: Any, model: Any, outputs: Outputs) -> tuple[Any, dict]:
+def _prune(ctx: RunContext, model: keras.Model, outputs: Outputs) -> tuple[keras.Model, dict]:
     """Ask the recipe's pruner; its embedding (declared by the architecture) is protected."""
     method = ctx.recipe.prune.method
     pruner = ctx.regs["pruners"].get(method)
@@ -51,7 +57,7 @@ def _prune(ctx: Any, model: Any, outputs: Outputs) -> tuple[Any, dict]:
     return pruned, report
 
 
-def prune_fold(ctx: Any, prep: Any, fold: Any) -> dict:
+def prune_fold(ctx: RunContext, prep: Prepared, fold: Fold) -> dict:
 
     out_dir = ctx.folder.file("pruned", "folds", fold.name)
     if (out_dir / "metrics.json").is_file():
@@ -80,7 +86,7 @@ def prune_fold(ctx: Any, prep: Any, fold: Any) -> dict:
     return result
 
 
-def run(ctx: Any) -> dict:
+def run(ctx: RunContext) -> dict:
     from ..evaluate.classification import aggregate_folds
     from ..prune import plot_filters_kept
 

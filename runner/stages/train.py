@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gc
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,10 +19,14 @@ from ..train import setup
 from ..train.evaluation import evaluate_fold
 from ..train.fold import FitPlan, finish_fold, fit_fold, resume_point
 from ..train.splits import describe, make_splits
-from .data import prepared
+from .data import Prepared, prepared
+
+if TYPE_CHECKING:
+    from ..folds import Fold
+    from . import RunContext
 
 
-def augmenters(ctx: Any) -> list[Augmenter]:
+def augmenters(ctx: RunContext) -> list[Augmenter]:
     out = []
     for item in ctx.recipe.augment:
         name = next(iter(type(item).model_fields))
@@ -30,7 +34,7 @@ def augmenters(ctx: Any) -> list[Augmenter]:
     return out
 
 
-def _groups(ctx: Any, prep: Any, positions: np.ndarray) -> np.ndarray | None:
+def _groups(ctx: RunContext, prep: Prepared, positions: np.ndarray) -> np.ndarray | None:
     balance = ctx.recipe.data.balance
     if balance == "class":
         return prep.labels[positions]
@@ -39,7 +43,7 @@ def _groups(ctx: Any, prep: Any, positions: np.ndarray) -> np.ndarray | None:
     return None
 
 
-def _build(ctx: Any, prep: Any, checkpoint: Any, initial: Any = None) -> Any:
+def _build(ctx: RunContext, prep: Prepared, checkpoint: Any, initial: Any = None) -> Any:
 
     if checkpoint is not None:
         return load_model(checkpoint)
@@ -58,7 +62,7 @@ def _compile(model: Any, train_model: Any, loss: Any, train: Any, resumed: bool,
                         loss=loss, loss_weights=setup.loss_weights(train.loss), metrics=metrics)
 
 
-def _phases(ctx: Any, epochs: int, initial: Any) -> list[tuple[int, float, Any]]:
+def _phases(ctx: RunContext, epochs: int, initial: Any) -> list[tuple[int, float, Any]]:
     """(last epoch, lr factor, prepare(model)) per training phase. An architecture with a
     freeze-then-unfreeze schedule answers the optional hook ``head_phase(params)`` (as
     ``transfer`` does) and gets two."""
@@ -69,7 +73,7 @@ def _phases(ctx: Any, epochs: int, initial: Any) -> list[tuple[int, float, Any]]
     return [(phase.epochs, 1.0, None), (epochs, phase.lr_factor, phase.unfreeze)]
 
 
-def train_one(ctx: Any, prep: Any, fold: Any, folder: Any, *, epochs: int, initial: Any = None,
+def train_one(ctx: RunContext, prep: Prepared, fold: Fold, folder: Any, *, epochs: int, initial: Any = None,
               finetune: dict[str, Any] | None = None) -> Any:
     """Fit a model on ``fold.train`` (resuming from checkpoints in ``folder``); returns it.
     ``initial`` fine-tunes a given model (e.g. a pruned one) instead of building the recipe's,
@@ -107,7 +111,7 @@ def train_one(ctx: Any, prep: Any, fold: Any, folder: Any, *, epochs: int, initi
     return model
 
 
-def _callbacks(ctx: Any, folder: Any, train: Any, lr: float, finetune: dict[str, Any] | None) -> list[Any]:
+def _callbacks(ctx: RunContext, folder: Any, train: Any, lr: float, finetune: dict[str, Any] | None) -> list[Any]:
     import keras
 
     if finetune is None:
@@ -119,7 +123,7 @@ def _callbacks(ctx: Any, folder: Any, train: Any, lr: float, finetune: dict[str,
     return out
 
 
-def run_fold(ctx: Any, prep: Any, fold: Any) -> dict:
+def run_fold(ctx: RunContext, prep: Prepared, fold: Fold) -> dict:
     folder = ctx.folder.file("folds", fold.name)
     if (folder / "metrics.json").is_file():
         return read_json(folder / "metrics.json")  # finished before an interruption
@@ -159,7 +163,7 @@ def release() -> None:
     gc.collect()
 
 
-def run(ctx: Any) -> dict:
+def run(ctx: RunContext) -> dict:
     from ..evaluate.classification import aggregate_folds
 
     prep = prepared(ctx)
@@ -184,7 +188,7 @@ def _best(per_fold: list[dict]) -> str:
     return max(per_fold, key=score)["fold"]
 
 
-def _score_test(ctx: Any, prep: Any, test: np.ndarray, best: str) -> dict:
+def _score_test(ctx: RunContext, prep: Prepared, test: np.ndarray, best: str) -> dict:
     import keras
 
     from ..folds import Fold
@@ -198,7 +202,7 @@ def _score_test(ctx: Any, prep: Any, test: np.ndarray, best: str) -> dict:
     return out
 
 
-def _plots(ctx: Any, per_fold: list[dict]) -> None:
+def _plots(ctx: RunContext, per_fold: list[dict]) -> None:
     if not ctx.recipe.evaluate.plots:
         return
     from ..evaluate import plots
