@@ -203,7 +203,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            {"MODALITIES": subset_of(MODALITIES), "LAYOUTS": subset_of(INPUT_KINDS)},
            optional=("LAYOUTS",), doc="stateless random ops; optional `LAYOUTS`: input kinds it can transform"),
     Family("cv", "cv", "scheme", True, "holdout", CvScheme, "CvBase",
-           doc="`Fold`s of indices into `samples`; `gaitrun.folds.check_disjoint` checks groups"),
+           doc="`Fold`s of indices into `samples`; `metadata` gives groups, `check_disjoint` checks them"),
     Family("pruners", "prune", "method", True, "l1_percentile", Pruner, "PruneBase",
            doc="`protected`: layers never to prune (the architecture's embedding); returns the "
                "smaller model and its report, a JSON-able dict with a one-line `summary`"),

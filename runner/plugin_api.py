@@ -7,6 +7,8 @@ cheap (no TensorFlow).
 * ``HeadPhase`` -- an architecture's answer to the optional ``head_phase(params)`` hook;
 * ``ExportContext`` -- what an exporter's ``export`` receives as ``ctx``;
 * ``DataError`` -- raise it for a missing or corrupt data file (``DataError(path, message)``);
+* ``metadata(samples, key)`` -- a metadata field of every sample (a CV scheme's groups), and
+  ``check_disjoint(fold, groups)`` -- refuse a fold whose train and validation share a group;
 * the protocols ``Dataset``, ``Architecture``, ``Augmentation``, ``CvScheme``, ``Pruner``,
   ``Exporter`` (for type checkers: a plugin module fits its family's protocol);
 * the vocabularies a plugin declares from: ``MODALITIES``, ``SAMPLE_KINDS``, ``INPUT_KINDS``,
@@ -33,9 +35,9 @@ from .families import (
     HeadPhase,
     Pruner,
 )
-from .folds import Fold
+from .folds import Fold, check_disjoint, metadata
 
 __all__ = ["INPUT_KINDS", "INPUT_SOURCES", "MODALITIES", "PRECISIONS", "RAW_SAMPLES", "SAMPLE_KINDS",
            "Architecture", "Augmentation", "CvScheme", "DataError", "Dataset", "ExportContext", "Exporter",
-           "Fold", "HeadPhase", "Pruner", "Sample"]
+           "Fold", "HeadPhase", "Pruner", "Sample", "check_disjoint", "metadata"]
 
