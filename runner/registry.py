@@ -146,17 +146,20 @@ class Registry:
         if name not in self._declared:
             raise PluginError(unknown_message(self.family, name, self.names()),
                               family=self.family, plugin=name)
-        loader, origin = self._declared[name]
+        origin = self._declared[name][1]
         try:
-            try:
-                module = loader()
-            except Exception as exc:  # a broken plugin package must not end in a traceback
-                raise PluginError(f"{self.family} plugin '{name}' ({origin}) failed to import: "
-                                  f"{type(exc).__name__}: {exc}", family=self.family, plugin=name) from exc
-            return self.add(name, module, origin=origin)
+            return self.add(name, self._import(name), origin=origin)
         except PluginError as exc:
             self._broken[name] = Broken(self.family, name, origin, str(exc))
             raise
+
+    def _import(self, name: str) -> Any:
+        loader, origin = self._declared[name]
+        try:
+            return loader()
+        except Exception as exc:  # a broken plugin package must not end in a traceback
+            raise PluginError(f"{self.family} plugin '{name}' ({origin}) failed to import: "
+                              f"{type(exc).__name__}: {exc}", family=self.family, plugin=name) from exc
 
     def names(self) -> list[str]:
         return sorted(self._declared)
