@@ -180,3 +180,10 @@ def test_plan_shows_keys_set_to_null(run_cli, recipe_file):
     assert code == 0 and train["cv"]["group_by"] is None and "group_by" in train["cv"]
     code, out, _ = run_cli("plan", recipe_file, "--set", "cv={scheme: holdout, fraction: 0.2, group_by: null}")
     assert code == 0 and "group_by: null" in out
+
+
+def test_unknown_plugin_family_has_a_did_you_mean(run_cli):
+    code, _, err = run_cli("plugins", "architecture")
+    assert code == 2
+    assert err.strip() == ("gaitrun plugins: error: unknown plugin family 'architecture'; did you mean "
+                           "'architectures'? known: datasets, architectures, augmentations, cv, pruners, exporters")
