@@ -223,7 +223,6 @@ def signature_text(sig: inspect.Signature, *, returns: bool = False) -> str:
     return str(shown).replace("'", "")
 
 
-_text = signature_text
 
 
 def signature_problems(name: str, spec: inspect.Signature, impl: Callable[..., object]) -> list[str]:
@@ -255,7 +254,7 @@ def signature_problems(name: str, spec: inspect.Signature, impl: Callable[..., o
         extra = p.name not in spec.parameters and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
         if extra and p.default is p.empty:
             wrong.append(f"'{p.name}' is required but the core never passes it")
-    return [f"'{name}{_text(spec)}' ({'; '.join(wrong)})"] if wrong else []
+    return [f"'{name}{signature_text(spec)}' ({'; '.join(wrong)})"] if wrong else []
 
 
 def contract_problems(family: Family, module: object) -> list[str]:
@@ -270,7 +269,7 @@ def contract_problems(family: Family, module: object) -> list[str]:
         if impl is None and fn_name in family.optional:
             continue
         if not callable(impl):
-            problems.append(f"a function '{fn_name}{_text(spec)}'")
+            problems.append(f"a function '{fn_name}{signature_text(spec)}'")
         else:
             problems += signature_problems(fn_name, spec, impl)
     for attr, check in family.declarations.items():
