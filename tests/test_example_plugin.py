@@ -16,7 +16,7 @@ data: {adapter: dots, params: {subjects: 4, per_subject: 8}, modality: rgb, clip
 augment:
   - invert: {p: 0.1}
 model: {arch: tiny_mlp, params: {units: 16}}
-train: {epochs: 2, batch_size: 8, tensorboard: false}
+train: {epochs: 1, batch_size: 8, tensorboard: false}
 cv: {scheme: group_kfold, folds: 2, group_by: subject}
 evaluate: {metrics: [accuracy], plots: false}
 """
