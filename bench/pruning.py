@@ -164,7 +164,7 @@ def bench_model(arch: str, args: argparse.Namespace, folder: Path) -> list[dict[
     keras_to_onnx(base, base_path, **convert)
     rows = []
     for i, setting in enumerate(settings(args)):
-        pruned, report = prune_model(base, Params(**{"granularity": 1, **setting}))
+        pruned, report = prune_model(base, **Params(**{"granularity": 1, **setting}).model_dump(), protected={"embedding"})
         path = folder / f"{arch}_{i}.onnx"
         keras_to_onnx(pruned, path, **convert)
         totals = report["totals"]

@@ -3,7 +3,7 @@
 For cnn3d and cnn2d_bmvc (small widths, the built-in synthetic gait data: 10 subjects, 12
 normal walks each, side view; 70/30 holdout by walk), this script writes a recipe to
 ``--workdir`` for each of ``--seeds``, trains it with ``gaitrun run`` (Adam, cosine decay),
-then prunes the finished run with ``gaitrun prune RUN --percentile P`` (scope ``per_layer``
+then prunes the finished run with ``gaitrun prune RUN --set prune.percentile=P`` (scope ``per_layer``
 unless ``--set`` says otherwise; the fine-tune settings are gaitrun's defaults unless
 ``--set prune.finetune...``), and prints from ``pruned/pruning.json`` the validation metrics
 of the unpruned model, of the pruned model before fine-tuning and after it, and the points
@@ -113,10 +113,10 @@ def train(arch: str, seed: int, args: argparse.Namespace, work: Path) -> tuple[P
 
 
 def prune(run: Path, percentile: float, args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    """``gaitrun prune RUN --percentile P`` (fine-tuning included); pruning.json plus its cost."""
-    overrides = [f"--set={kv}" for kv in ["prune.scope=per_layer", *args.set]]
+    """``gaitrun prune RUN --set prune.percentile=P`` (fine-tuning included); pruning.json plus its cost."""
+    overrides = [f"--set={kv}" for kv in [f"prune.percentile={percentile:g}", "prune.scope=per_layer", *args.set]]
     out = work / f"pruned_p{percentile:g}"
-    cost = gaitrun("prune", str(run), "--percentile", f"{percentile:g}", "--artifacts", str(out), *overrides)
+    cost = gaitrun("prune", str(run), "--artifacts", str(out), *overrides)
     name = json.loads((run / "manifest.json").read_text())["name"]
     pruned = newest_run(out, name)
     return {**json.loads((pruned / "pruned" / "pruning.json").read_text()), "pruned_run": str(pruned), "cost": cost}

@@ -10,9 +10,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import GaitrunError, RecipeError, UsageError
+
+if TYPE_CHECKING:
+    from .recipe import LoadedRecipe
+    from .runfolder import RunFolder
 
 COMMANDS = ("run", "validate", "plan", "plugins", "schema", "resume", "data", "export", "bench", "prune", "engine")
 
@@ -73,21 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, overrides=False)
     p.set_defaults(func=cmd_resume)
 
-    for name, text in (("export", "export a finished run's model again (deploy section of its recipe)"),
-                       ("bench", "benchmark a finished run's deployed model on every backend here")):
-        p = sub.add_parser(name, help=text)
-        p.add_argument("run_folder", type=Path)
-        p.add_argument("--strict", action="store_true")
-        _common(p, overrides=False)
-        p.set_defaults(func=cmd_rerun, stage=name)
-
-    p = sub.add_parser("prune", help="prune a finished run's trained models again, without retraining")
-    p.add_argument("run_folder", type=Path)
-    p.add_argument("--percentile", type=float, required=True, help="0 <= P < 100")
-    p.add_argument("--artifacts", type=Path, default=None)
-    p.add_argument("--strict", action="store_true")
-    _common(p)
-    p.set_defaults(func=cmd_prune)
+    _add_rerun_commands(sub)
 
     p = sub.add_parser("engine", help="TensorRT engine tools")
     engine_sub = p.add_subparsers(dest="engine_command", metavar="ENGINE_COMMAND", required=True, parser_class=_Parser)
@@ -101,6 +91,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_data_commands(sub, _common)
     return parser
+
+
+def _add_rerun_commands(sub: argparse._SubParsersAction) -> None:
+    """``export``, ``bench`` and ``prune``: stages again on a finished run."""
+    p = sub.add_parser("export", help="export a finished run's model again; with --set (e.g. "
+                       "deploy.target=tflite) into a new run folder that reuses it")
+    p.add_argument("run_folder", type=Path)
+    p.add_argument("--artifacts", type=Path, default=None, help="root of the new run folder (with --set)")
+    p.add_argument("--strict", action="store_true")
+    _common(p)
+    p.set_defaults(func=cmd_rerun, stage="export")
+
+    p = sub.add_parser("bench", help="benchmark a finished run's deployed model on every backend here")
+    p.add_argument("run_folder", type=Path)
+    p.add_argument("--strict", action="store_true")
+    _common(p, overrides=False)
+    p.set_defaults(func=cmd_rerun, stage="bench")
+
+    p = sub.add_parser("prune", help="prune a finished run's trained models again, without retraining "
+                       "(e.g. --set prune.percentile=50), into a new run folder")
+    p.add_argument("run_folder", type=Path)
+    p.add_argument("--artifacts", type=Path, default=None)
+    p.add_argument("--strict", action="store_true")
+    _common(p)
+    p.set_defaults(func=cmd_prune)
 
 
 # --- output helpers ---------------------------------------------------------------------------
@@ -125,22 +140,26 @@ def _error(exc: GaitrunError, *, as_json: bool) -> int:
 # --- commands ---------------------------------------------------------------------------------
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from .errors import printable
     from .recipe import load_recipe
 
     results, failed = [], []
-    for path in args.recipes:
+    for path in args.recipes:  # every file gets its own verdict: one bad file never stops the batch
         try:
             loaded = load_recipe(path, args.overrides)
             results.append({"recipe": str(path), "ok": True, "hash": loaded.hash})
         except RecipeError as exc:
-            failed.append(exc)
-            results.append({"recipe": str(path), "ok": False, "errors": [str(p) for p in exc.problems]})
+            failed.append([str(p) for p in exc.problems])
+            results.append({"recipe": str(path), "ok": False, "errors": failed[-1]})
+        except GaitrunError as exc:
+            failed.append([f"{path}: {printable(str(exc))}"])
+            results.append({"recipe": str(path), "ok": False, "errors": failed[-1]})
     if args.json:
         _emit_json({"ok": not failed, "results": results})
     else:
-        for exc in failed:
-            for problem in exc.problems:
-                sys.stderr.write(f"{problem}\n")
+        for lines in failed:
+            for line in lines:
+                sys.stderr.write(f"{line}\n")
         if not args.quiet:
             for r in results:
                 if r["ok"]:
@@ -177,10 +196,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     from .registry import FAMILIES, registries
 
     if args.family is not None and args.family not in FAMILIES:
-        from .registry import unknown_message
+        from .hints import did_you_mean
 
-        raise UsageError("gaitrun plugins: error: " + unknown_message("plugin", args.family, list(FAMILIES))
-                         .replace("unknown plugin plugin", "unknown plugin family"))
+        raise UsageError(f"gaitrun plugins: error: unknown plugin family '{args.family}'"
+                         f"{did_you_mean(args.family, FAMILIES)} known: {', '.join(FAMILIES)}")
     rows = plugin_rows(registries(), args.family)
     if args.json:
         _emit_json(rows)
@@ -205,19 +224,13 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def _execute(ctx: Any, *, as_json: bool, quiet: bool) -> int:
     from .stages import run_stages
 
-    status = run_stages(ctx)
+    run_stages(ctx)
     stages = {s["name"]: s["status"] for s in ctx.folder.manifest["stages"]}
     if as_json:
-        _emit_json({"ok": status == "done", "status": status, "run_folder": str(ctx.folder.path),
-                    "stages": stages})
-    elif status == "done":
-        if not quiet:
-            print(f"run finished: {ctx.folder.path}")
-    else:
-        stopped = next(s for s in ctx.folder.manifest["stages"] if s["status"] == "not_implemented")
-        sys.stderr.write(f"gaitrun: run stopped at stage '{stopped['name']}': {stopped['reason']}; "
-                         f"finished stages are in {ctx.folder.path}\n")
-    return 0 if status == "done" else 1
+        _emit_json({"ok": True, "status": "done", "run_folder": str(ctx.folder.path), "stages": stages})
+    elif not quiet:
+        print(f"run finished: {ctx.folder.path}")
+    return 0
 
 
 def _context(loaded: Any, folder: Any, args: argparse.Namespace) -> Any:
@@ -272,7 +285,7 @@ def _quiet_tensorflow() -> None:
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 
-def _open_run(path: Path) -> tuple[Any, Any]:
+def _open_run(path: Path) -> tuple[RunFolder, LoadedRecipe]:
     from .recipe import load_recipe
     from .runfolder import RunFolder
 
@@ -281,39 +294,57 @@ def _open_run(path: Path) -> tuple[Any, Any]:
     if loaded.hash != folder.manifest["recipe_hash"]:
         raise UsageError(f"{folder.file('recipe.yaml')} no longer matches the run's recipe hash "
                          f"{folder.manifest['recipe_hash']}; start a new run instead")
+    if _stage_status(folder, "train") not in (None, "done"):  # None: a run that reuses another's training
+        raise UsageError(f"{folder.path}: training has not finished; run 'gaitrun resume {folder.path}' first")
     return folder, loaded
 
 
+def _stage_status(folder: RunFolder, name: str) -> str | None:
+    return next((s["status"] for s in folder.manifest["stages"] if s["name"] == name), None)
+
+
 def cmd_rerun(args: argparse.Namespace) -> int:
-    """``gaitrun export|bench RUN``: run that stage again on a finished run."""
+    """``gaitrun export|bench RUN``: run that stage (and what follows) again on a finished run;
+    ``export --set ...`` goes to a new run folder that reuses RUN's trained models."""
     folder, loaded = _open_run(args.run_folder)
-    if args.stage not in [s["name"] for s in folder.manifest["stages"]]:
+    if getattr(args, "overrides", None):
+        return _reuse(args, folder, skip=("data", "train", "prune"))
+    if _stage_status(folder, args.stage) is None:
         raise UsageError(f"{folder.path}: its recipe has no deploy section, so there is nothing to "
-                         f"{args.stage}; add deploy: and run the recipe again")
-    if folder.stage("train")["status"] != "done":
-        raise UsageError(f"{folder.path}: training has not finished; run 'gaitrun resume {folder.path}' first")
-    for name in [s["name"] for s in folder.manifest["stages"]]:
-        if name in (args.stage, "report") or (args.stage == "export" and name == "bench"):
+                         f"{args.stage}; add one with 'gaitrun export {folder.path} --set deploy.target=onnx'")
+    if args.stage == "bench" and _stage_status(folder, "export") not in ("done", "deferred"):
+        raise UsageError(f"{folder.path}: its export stage is '{_stage_status(folder, 'export')}', so there "
+                         f"is nothing to benchmark; run 'gaitrun export {folder.path}' first")
+    rerun = ("export", "bench", "report") if args.stage == "export" else ("bench", "report")
+    for name in rerun:
+        if _stage_status(folder, name) is not None:
             folder.set_status(name, "pending")
     return _execute(_context(loaded, folder, args), as_json=args.json, quiet=args.quiet)
 
 
-def cmd_prune(args: argparse.Namespace) -> int:
-    """A new run folder that reuses RUN's data and trained folds and prunes them at P."""
+def _reuse(args: argparse.Namespace, source: RunFolder, *, skip: tuple[str, ...]) -> int:
+    """A new run folder with RUN's recipe and ``--set`` overrides that reuses RUN's data and
+    trained folds and runs the stages after ``skip``."""
     from .recipe import load_recipe
     from .runfolder import RunFolder
     from .stages import plan
 
-    source, _ = _open_run(args.run_folder)
-    if source.stage("train")["status"] != "done":
-        raise UsageError(f"{source.path}: training has not finished; run 'gaitrun resume {source.path}' first")
-    overrides = [f"prune.percentile={args.percentile}", *args.overrides]
-    loaded = load_recipe(source.file("recipe.yaml"), overrides)
-    stages = [s for s in plan(loaded.recipe) if s not in ("data", "train")]
+    loaded = load_recipe(source.file("recipe.yaml"), args.overrides, retarget=True)
+    stages = [s for s in plan(loaded.recipe) if s not in skip]
+    if "prune" in skip and loaded.recipe.deploy is None:
+        raise UsageError(f"{source.path}: its recipe has no deploy section, so there is nothing to "
+                         f"export; add --set deploy.target=onnx")
     folder = RunFolder.create(loaded, stages, artifacts=args.artifacts)
-    folder.manifest["reuses_run"] = str(source.path.resolve())
+    folder.manifest["reuses_run"] = source.manifest.get("reuses_run") or str(source.path.resolve())
     folder.save()
     return _execute(_context(loaded, folder, args), as_json=args.json, quiet=args.quiet)
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    """A new run folder that reuses RUN's data and trained folds and prunes them again, with
+    the recipe's prune section changed by ``--set`` (e.g. ``prune.percentile=50``)."""
+    source, loaded = _open_run(args.run_folder)
+    return _reuse(args, source, skip=("data", "train"))
 
 
 def cmd_engine_build(args: argparse.Namespace) -> int:

@@ -57,7 +57,11 @@ def train_root(ctx: Any) -> Any:
 
 
 def deployed_model_path(ctx: Any) -> Any:
+    """The pruned model if the recipe prunes (this run's, or the reused run's), else the best fold's."""
     pruned = ctx.folder.file("pruned", "model.keras")
     if pruned.is_file():
         return pruned
+    reused = train_root(ctx) / "pruned" / "model.keras"
+    if ctx.recipe.prune is not None and reused.is_file():
+        return reused
     return train_root(ctx) / "folds" / best_fold(ctx).name / "model.keras"

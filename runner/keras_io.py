@@ -10,7 +10,7 @@ from typing import Any
 def load_model(path: str | Path, *, compile: bool = True) -> Any:
     import keras
 
+    import gaitrun.layers  # noqa: F401  (registers the custom layers)
     import gaitrun.losses  # noqa: F401  (registers the triplet losses)
-    import gaitrun.plugins.architectures._layers  # noqa: F401  (registers the custom layers)
 
     return keras.saving.load_model(str(path), safe_mode=True, compile=compile)

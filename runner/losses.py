@@ -113,3 +113,22 @@ class BatchHardTripletLoss(_TripletLoss):
     def __init__(self, margin: float = 0.2, normalize: bool = False,
                  name: str = "batch_hard_triplet_loss", **kwargs: Any):
         super().__init__(margin, normalize, name=name, **kwargs)
+
+
+@keras.saving.register_keras_serializable(package="gaitrun")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy on class ids with label smoothing (``train.loss.label_smoothing``): the
+    one-hot target becomes ``(1 - s) * onehot + s / classes``. Keras' sparse cross-entropy has
+    no smoothing, so the ids are one-hot encoded here."""
+
+    def __init__(self, label_smoothing: float = 0.0, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true: keras.KerasTensor, y_pred: keras.KerasTensor) -> keras.KerasTensor:
+        ids = ops.cast(ops.reshape(y_true, (-1,)), "int32")
+        onehot = ops.one_hot(ids, ops.shape(y_pred)[-1], dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(onehot, y_pred, label_smoothing=self.label_smoothing)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}

@@ -1,4 +1,5 @@
-"""``gaitrun plugins``: every registered plugin with its params and their defaults."""
+"""``gaitrun plugins``: every registered plugin with its params and their defaults; a plugin
+that cannot be used is a row flagged ``broken`` with the reason."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from pydantic_core import PydanticUndefined
 
-from .registry import Registries
+from .registry import Broken, Registries
 
 
 def _param_rows(params: type) -> list[dict[str, Any]]:
@@ -36,13 +37,22 @@ def plugin_rows(regs: Registries, family: str | None = None) -> list[dict[str, A
     for fam, reg in regs.by_family.items():
         if family not in (None, fam):
             continue
-        for plugin in reg:
-            declared = {attr: sorted(v) if isinstance(v := plugin.declared(attr), (set, frozenset)) else v
+        for entry in reg.entries():
+            if isinstance(entry, Broken):
+                rows.append(_broken_row(entry))
+                continue
+            declared = {attr: sorted(v) if isinstance(v := entry.declared(attr), (set, frozenset)) else v
                         for attr in reg.spec.declarations}
-            rows.append({"family": fam, "name": plugin.name, "description": plugin.description,
-                         "origin": plugin.origin, "declares": declared,
-                         "params": _param_rows(plugin.params)})
+            rows.append({"family": fam, "name": entry.name, "description": entry.description,
+                         "origin": entry.origin, "declares": declared,
+                         "params": _param_rows(entry.params), "broken": None})
+    rows += [_broken_row(b) for b in regs.broken_entry_points if family in (None, b.family)]
     return rows
+
+
+def _broken_row(entry: Broken) -> dict[str, Any]:
+    return {"family": entry.family, "name": entry.name, "description": "", "origin": entry.origin,
+            "declares": {}, "params": [], "broken": entry.reason}
 
 
 def _fmt_default(value: Any) -> str:
@@ -52,6 +62,7 @@ def _fmt_default(value: Any) -> str:
 
 def print_plugin_table(rows: list[dict[str, Any]]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(show_lines=False, header_style="bold")
@@ -61,5 +72,9 @@ def print_plugin_table(rows: list[dict[str, Any]]) -> None:
         params = ", ".join(f"{p['name']} (required)" if p["required"] else f"{p['name']}={_fmt_default(p['default'])}"
                            for p in row["params"])
         origin = "" if row["origin"] == "built-in" else f"\n[dim]{row['origin']}[/]"
+        if row["broken"]:
+            table.add_row(row["family"], f"[red]{row['name']} (broken)[/]{origin}",
+                          f"[red]{escape(row['broken'])}[/]", "")
+            continue
         table.add_row(row["family"], f"[cyan]{row['name']}[/]{origin}", row["description"], params)
     Console().print(table)

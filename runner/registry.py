@@ -1,24 +1,11 @@
 """Plugin registries: one per family, a plain mapping from short name to plugin.
 
-A plugin is a Python module that is cheap to import (no TensorFlow at module level) and
-exposes, per family:
-
-==============  ==========================================  ==============================
-family          callables                                   declarations
-==============  ==========================================  ==============================
-datasets        ``scan(params, *, cache_dir, seed)``,       ``MODALITIES`` (set of
-                ``load(sample, params)``                    modalities), ``KIND``
-architectures   ``build(*, input_shape, num_classes,        ``INPUT_KIND``, ``EMBEDDING``
-                params)``
-augmentations   ``apply(x, *, params, seed, layout)``       ``MODALITIES`` (+ optional
-                                                            ``LAYOUTS``)
-cv              ``split(samples, *, params, seed)``         --
-pruners         ``prune(model, *, params)``                 --
-exporters       ``export(model, *, params, ctx)``           ``PRECISIONS``
-==============  ==========================================  ==============================
-
-and always ``Params``: a pydantic model with ``extra="forbid"`` for the plugin's recipe
-keys, plus a docstring whose first paragraph is the one-line description.
+A plugin is a Python module that is cheap to import (no TensorFlow at module level); what it
+must provide per family -- functions with their signatures, declarations, optional hooks --
+is the table ``gaitrun.families.FAMILIES`` (also rendered in the README). A module that does
+not fit is refused when it is registered, with everything it lacks; a plugin that fails to
+import or register is kept as ``Broken`` with the reason, so listings show it and only recipes
+that name it fail.
 
 Built-ins are listed in ``gaitrun.plugins.<family>.PLUGINS`` (name -> module, imported
 when the registry is first used); other installed packages add
@@ -31,11 +18,9 @@ plugins through the entry-point group ``gaitrun.plugins``: the entry-point name 
 
 from __future__ import annotations
 
-import difflib
 import importlib
-import inspect
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import partial
 from types import ModuleType
 from typing import Any
@@ -43,56 +28,18 @@ from typing import Any
 from pydantic import BaseModel
 
 from .errors import PluginError
+from .families import (  # noqa: F401  (re-exported: the vocabularies plugins declare from)
+    FAMILIES,
+    INPUT_KINDS,
+    MODALITIES,
+    PRECISIONS,
+    SAMPLE_KINDS,
+    Family,
+    contract_problems,
+)
+from .hints import did_you_mean
 
 ENTRY_POINT_GROUP = "gaitrun.plugins"
-
-MODALITIES = ("silhouette", "optical_flow", "rgb", "inertial")
-SAMPLE_KINDS = ("sequence", "image", "inertial")
-INPUT_KINDS = ("image", "stack2d", "clip3d", "frame_set", "sequence", "inertial")
-PRECISIONS = ("fp32", "fp16", "int8")
-
-
-def _subset_of(allowed: tuple[str, ...]) -> Callable[[Any], str | None]:
-    def check(value: Any) -> str | None:
-        if not isinstance(value, (set, frozenset, tuple, list)) or not value:
-            return f"must be a non-empty set drawn from {list(allowed)}"
-        bad = sorted(set(value) - set(allowed))
-        return f"has unknown entries {bad}; allowed: {list(allowed)}" if bad else None
-
-    return check
-
-
-def _one_of(allowed: tuple[str, ...]) -> Callable[[Any], str | None]:
-    return lambda v: None if v in allowed else f"must be one of {list(allowed)}, got {v!r}"
-
-
-def _is_bool(value: Any) -> str | None:
-    return None if isinstance(value, bool) else f"must be True or False, got {value!r}"
-
-
-@dataclass(frozen=True)
-class FamilySpec:
-    """What a plugin of one family must provide."""
-
-    name: str
-    selector: str  # the recipe key that names the plugin (``arch``, ``adapter``, ...)
-    callables: tuple[str, ...]
-    declarations: dict[str, Callable[[Any], str | None]] = field(default_factory=dict)
-
-
-FAMILIES: dict[str, FamilySpec] = {
-    f.name: f
-    for f in (
-        FamilySpec("datasets", "adapter", ("scan", "load"),
-                   {"MODALITIES": _subset_of(MODALITIES), "KIND": _one_of(SAMPLE_KINDS)}),
-        FamilySpec("architectures", "arch", ("build",),
-                   {"INPUT_KIND": _one_of(INPUT_KINDS), "EMBEDDING": _is_bool}),
-        FamilySpec("augmentations", "name", ("apply",), {"MODALITIES": _subset_of(MODALITIES)}),
-        FamilySpec("cv", "scheme", ("split",)),
-        FamilySpec("pruners", "method", ("prune",)),
-        FamilySpec("exporters", "target", ("export",), {"PRECISIONS": _subset_of(PRECISIONS)}),
-    )
-}
 
 
 @dataclass(frozen=True)
@@ -107,33 +54,34 @@ class Plugin:
     origin: str  # "built-in" or the distribution that provides it
 
     def declared(self, attr: str) -> Any:
-        return getattr(self.module, attr)
+        """A declaration of the family (``None`` for an optional one the plugin leaves out)."""
+        return getattr(self.module, attr, None)
 
     def impl(self, attr: str) -> Callable[..., Any]:
         return getattr(self.module, attr)
 
+    def own_params(self, section: BaseModel) -> BaseModel:
+        """The plugin's own ``Params`` from its recipe section: ``params:`` of a nested section,
+        the keys beside the selector of a flat one (never the core's keys)."""
+        if not FAMILIES[self.family].flat:
+            return section.params  # type: ignore[attr-defined]
+        return self.params(**{key: getattr(section, key) for key in self.params.model_fields})
 
-def _verify(family: FamilySpec, name: str, module: Any) -> list[str]:
-    """Everything that keeps ``module`` from being a plugin of ``family``."""
-    missing: list[str] = []
-    if not isinstance(module, ModuleType):
-        return [f"is a {type(module).__name__}, not a module"]
-    params = getattr(module, "Params", None)
-    if not (inspect.isclass(params) and issubclass(params, BaseModel)):
-        missing.append("'Params' (a pydantic BaseModel subclass)")
-    elif params.model_config.get("extra") != "forbid":
-        missing.append("model_config extra='forbid' on 'Params'")
-    for attr in family.callables:
-        if not callable(getattr(module, attr, None)):
-            missing.append(f"a function '{attr}'")
-    for attr, check in family.declarations.items():
-        if not hasattr(module, attr):
-            missing.append(f"the declaration '{attr}'")
-        elif (why := check(getattr(module, attr))) is not None:
-            missing.append(f"a valid '{attr}' ({attr} {why})")
-    if not (module.__doc__ or "").strip():
-        missing.append("a module docstring (its first line is the description)")
-    return missing
+    def hook(self, attr: str) -> Callable[..., Any] | None:
+        """An optional hook the family declares, or None when this plugin does not provide it."""
+        from .families import declared_hook
+
+        return declared_hook(self.module, FAMILIES[self.family], attr)
+
+
+@dataclass(frozen=True)
+class Broken:
+    """A plugin that is declared but cannot be used: why, and where it comes from."""
+
+    family: str
+    name: str
+    origin: str
+    reason: str
 
 
 class Registry:
@@ -145,9 +93,10 @@ class Registry:
     """
 
     def __init__(self, family: str):
-        self.spec = FAMILIES[family]
+        self.spec: Family = FAMILIES[family]
         self._declared: dict[str, tuple[Callable[[], Any], str]] = {}
         self._plugins: dict[str, Plugin] = {}
+        self._broken: dict[str, Broken] = {}
 
     @property
     def family(self) -> str:
@@ -170,7 +119,7 @@ class Registry:
     def add(self, name: str, module: Any, *, origin: str = "built-in") -> Plugin:
         """Register ``module`` as plugin ``name``; refuse it if it does not fit the family."""
         self._check_name(name)
-        problems = _verify(self.spec, name, module)
+        problems = contract_problems(self.spec, module)
         if problems:
             raise PluginError(
                 f"{self.family} plugin '{name}' ({origin}) does not fit the family: it lacks "
@@ -187,24 +136,56 @@ class Registry:
         return plugin
 
     def get(self, name: str) -> Plugin:
+        """The plugin ``name``, imported and checked on first use. Raises ``PluginError`` for an
+        unknown name (with the closest known one) or a broken plugin (with why); a broken plugin
+        is remembered, so it is reported, never retried, and never hides the others."""
         if name in self._plugins:
             return self._plugins[name]
+        if name in self._broken:
+            raise PluginError(self._broken[name].reason, family=self.family, plugin=name)
         if name not in self._declared:
             raise PluginError(unknown_message(self.family, name, self.names()),
                               family=self.family, plugin=name)
+        origin = self._declared[name][1]
+        try:
+            return self.add(name, self._import(name), origin=origin)
+        except PluginError as exc:
+            self._broken[name] = Broken(self.family, name, origin, str(exc))
+            raise
+
+    def _import(self, name: str) -> Any:
         loader, origin = self._declared[name]
         try:
-            module = loader()
+            return loader()
         except Exception as exc:  # a broken plugin package must not end in a traceback
             raise PluginError(f"{self.family} plugin '{name}' ({origin}) failed to import: "
                               f"{type(exc).__name__}: {exc}", family=self.family, plugin=name) from exc
-        return self.add(name, module, origin=origin)
 
     def names(self) -> list[str]:
         return sorted(self._declared)
 
-    def __iter__(self):
-        return iter([self.get(n) for n in self.names()])
+    def entries(self) -> Iterator[Plugin | Broken]:
+        """Every declared plugin, registered, or ``Broken`` with its reason (for listings)."""
+        for name in self.names():
+            try:
+                yield self.get(name)
+            except PluginError:
+                yield self._broken[name]
+
+    def __iter__(self) -> Iterator[Plugin]:
+        """The working plugins; broken ones are left out (``entries()`` shows them)."""
+        return (e for e in self.entries() if isinstance(e, Plugin))
+
+    def usable(self, name: str) -> bool:
+        """Whether ``name`` is declared and registers without error."""
+        try:
+            self.get(name)
+        except PluginError:
+            return False
+        return True
+
+    def broken_reason(self, name: str) -> str:
+        return self._broken[name].reason
 
     def __contains__(self, name: object) -> bool:
         return name in self._declared
@@ -212,9 +193,7 @@ class Registry:
 
 def unknown_message(family: str, name: str, known: list[str]) -> str:
     """``unknown architectures plugin 'cnn3dd'; did you mean 'cnn3d'? known: ...``"""
-    close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
-    return f"unknown {family} plugin '{name}'{hint} known: {', '.join(known)}"
+    return f"unknown {family} plugin '{name}'{did_you_mean(str(name), known)} known: {', '.join(known)}"
 
 
 class Registries:
@@ -222,6 +201,7 @@ class Registries:
 
     def __init__(self) -> None:
         self.by_family = {name: Registry(name) for name in FAMILIES}
+        self.broken_entry_points: list[Broken] = []  # entry points no family can take
 
     def __getitem__(self, family: str) -> Registry:
         return self.by_family[family]
@@ -240,12 +220,15 @@ class Registries:
         for name, value, dist in installed_entry_points():
             origin = f"entry point '{name}' of {dist}"
             family, _, plugin = name.partition(".")
-            if family not in FAMILIES or not plugin:
-                raise PluginError(
-                    f"{origin}: its name must be '<family>.<plugin>' with family one of "
-                    f"{', '.join(FAMILIES)}", family=family or None, plugin=plugin or None)
             ep = EntryPoint(name=name, value=value, group=ENTRY_POINT_GROUP)
-            self.by_family[family].declare(plugin, ep.load, origin=origin)
+            try:
+                if family not in FAMILIES or not plugin:
+                    raise PluginError(
+                        f"{origin}: its name must be '<family>.<plugin>' with family one of "
+                        f"{', '.join(FAMILIES)}{did_you_mean(family, list(FAMILIES))}")
+                self.by_family[family].declare(plugin, ep.load, origin=origin)
+            except PluginError as exc:  # one bad entry point must not hide the other plugins
+                self.broken_entry_points.append(Broken(family or "?", plugin or name, origin, str(exc)))
 
 
 def installed_entry_points() -> list[tuple[str, str, str]]:

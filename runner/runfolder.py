@@ -27,8 +27,8 @@ from . import __version__
 from .atomic import read_json, write_json, write_text
 from .errors import RunFolderError
 
-STATUSES = ("pending", "running", "done", "failed", "deferred", "skipped", "not_implemented")
-FINISHED = ("done", "deferred", "skipped")
+STATUSES = ("pending", "running", "done", "failed", "deferred")
+FINISHED = ("done", "deferred")
 _LOCKS: dict[Path, int] = {}  # run folder -> open file descriptor of its held .lock
 PACKAGES = ("tensorflow", "keras", "numpy", "pydantic", "ruamel.yaml", "ray", "scikit-learn",
             "onnx", "onnxruntime", "tf2onnx", "opencv-python-headless", "h5py", "tensorrt")

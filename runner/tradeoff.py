@@ -71,7 +71,7 @@ def export_variants(ctx: Any, *, unpruned: Path, pruned: Path | None, deployed_a
         else:
             out = ctx.folder.file("export", "variants", f"{model_tag}-{precision}")
             calib = calibration_for(ctx, precision)
-            result = exporter.impl("export")(load_model(source), params=d,
+            result = exporter.impl("export")(load_model(source), params=exporter.own_params(d),
                                              ctx=replace(context, out_dir=out, precision=precision,
                                                          calibration=calib))
             artifact = out / result["model"] if result.get("model") else None

@@ -6,10 +6,10 @@ import keras
 import numpy as np
 import pytest
 
+from gaitrun import layers
 from gaitrun.errors import DataError
 from gaitrun.losses import BatchAllTripletLoss
 from gaitrun.plugins.architectures import (
-    _layers,
     cnn2d_bmvc,
     cnn3d,
     cnn_rnn,
@@ -70,8 +70,8 @@ def test_trains_one_step_and_survives_a_safe_mode_round_trip(name, tmp_path, req
     module, shape, _ = TINY[name]
     model = request.getfixturevalue("mobilenet") if name == "transfer" else tiny_model(name)
     x, y = random_batch(shape), np.array([0, 0, 1, 2])
-    if module.EMBEDDING:
-        assert "embedding" in [layer.name for layer in model.layers]
+    if module.EMBEDDING is not None:
+        assert module.EMBEDDING in [layer.name for layer in model.layers]
     if name == "gaitset":
         model.compile(optimizer="sgd", loss=BatchAllTripletLoss(margin=0.2), run_eagerly=True)
         assert model.output_shape == (None, 2 * 7, 32)
@@ -204,7 +204,7 @@ def test_transfer_preprocessing_matches_keras_applications(mobilenet):
     model = mobilenet  # inputs in 0..1
     expected = keras.applications.mobilenet_v2.preprocess_input(images * 255.0)
     np.testing.assert_allclose(model.get_layer("preprocess")(images), expected, rtol=1e-5, atol=1e-5)
-    caffe = _layers.CaffePreprocess(255.0)(images)
+    caffe = layers.CaffePreprocess(255.0)(images)
     expected = keras.applications.resnet50.preprocess_input(images * 255.0)
     np.testing.assert_allclose(caffe, expected, rtol=1e-5, atol=1e-4)
     for constructor, _ in transfer.BACKBONES.values():
@@ -215,8 +215,10 @@ def test_transfer_from_scratch_trains_everything():
     """Random weights: no frozen head phase, BatchNormalization learns its statistics."""
     import keras
 
-    assert transfer.head_epochs(transfer.Params(backbone="mobilenet_v2", weights=None, head_epochs=3)) == 0
-    assert transfer.head_epochs(transfer.Params(backbone="mobilenet_v2", weights="w.h5", head_epochs=3)) == 3
+    assert transfer.head_phase(transfer.Params(backbone="mobilenet_v2", weights=None, head_epochs=3)) is None
+    phase = transfer.head_phase(transfer.Params(backbone="mobilenet_v2", weights="w.h5", head_epochs=3,
+                                                finetune_lr_factor=0.5, unfreeze_top=4))
+    assert (phase.epochs, phase.lr_factor, phase.unfreeze.keywords) == (3, 0.5, {"unfreeze_top": 4})
     backbone = tiny_model("transfer").get_layer("backbone")  # fresh: other tests re-freeze the shared one
     bns = [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert backbone.trainable and bns and all(layer.trainable for layer in bns)

@@ -170,3 +170,20 @@ def test_console_script_installed():
     exe = Path(sys.executable).parent / "gaitrun"
     res = subprocess.run([str(exe), "--version"], capture_output=True, text=True)
     assert res.returncode == 0 and res.stdout.startswith("gaitrun ")
+
+
+def test_plan_shows_keys_set_to_null(run_cli, recipe_file):
+    """``group_by: null`` (no grouping) must not read as the default ``subject``."""
+    code, out, _ = run_cli("plan", recipe_file, "--json", "--set", "cv={scheme: holdout, fraction: 0.2, "
+                           "group_by: null}")
+    train = next(s for s in json.loads(out)["stages"] if s["stage"] == "train")["config"]
+    assert code == 0 and train["cv"]["group_by"] is None and "group_by" in train["cv"]
+    code, out, _ = run_cli("plan", recipe_file, "--set", "cv={scheme: holdout, fraction: 0.2, group_by: null}")
+    assert code == 0 and "group_by: null" in out
+
+
+def test_unknown_plugin_family_has_a_did_you_mean(run_cli):
+    code, _, err = run_cli("plugins", "architecture")
+    assert code == 2
+    assert err.strip() == ("gaitrun plugins: error: unknown plugin family 'architecture'; did you mean "
+                           "'architectures'? known: datasets, architectures, augmentations, cv, pruners, exporters")

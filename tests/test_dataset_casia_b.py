@@ -106,8 +106,9 @@ def test_missing_empty_or_filtered_out_root(tmp_path: Path) -> None:
 
 
 def test_synthetic_generator_layout_feeds_the_preprocessing(tmp_path: Path) -> None:
+    from conftest import model_inputs
+
     from gaitrun.data import synthetic
-    from gaitrun.data.preprocess import prepare
 
     root = synthetic.generate(tmp_path / "synthetic", subjects=2, views=[90], walks={"nm": 1, "bg": 1},
                               frames=4, size=(32, 24), seed=3, workers=1)
@@ -117,7 +118,7 @@ def test_synthetic_generator_layout_feeds_the_preprocessing(tmp_path: Path) -> N
         ("002", "bg", "090", "bg-01"), ("002", "nm", "090", "nm-01")]
     raw = casia_b.load(samples[0], casia_b.Params(root=str(root)))
     assert raw.shape == (4, 32, 24) and raw.dtype == np.uint8
-    (silhouettes,) = prepare(raw, modality="silhouette", kind="frame_set", frames=4, size=(16, 12))
+    (silhouettes,) = model_inputs(raw, modality="silhouette", kind="frame_set", frames=4, size=(16, 12))
     assert silhouettes.shape == (4, 16, 12, 1)
-    (flow,) = prepare(raw, modality="optical_flow", kind="stack2d", frames=3, size=(16, 12))
+    (flow,) = model_inputs(raw, modality="optical_flow", kind="stack2d", frames=3, size=(16, 12))
     assert flow.shape == (16, 12, 6)

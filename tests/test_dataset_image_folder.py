@@ -7,8 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import model_inputs
 
-from gaitrun.data.preprocess import prepare
 from gaitrun.errors import DataError
 from gaitrun.plugins.datasets import image_folder
 
@@ -75,7 +75,7 @@ def test_load_returns_rgb_or_grey(tmp_path: Path) -> None:
     assert grey.shape == (5, 7, 3) and grey.dtype == np.uint8
     assert grey[0, 0].tolist() == [grey[0, 0, 0]] * 3 and 0 < grey[0, 0, 0] < 250
     for raw in (rgb, grey):
-        (image,) = prepare(raw, modality="rgb", kind="image", frames=1, size=(4, 4))
+        (image,) = model_inputs(raw, modality="rgb", kind="image", frames=1, size=(4, 4))
         assert image.shape == (4, 4, 3)
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import model_inputs
 
-from gaitrun.data.preprocess import prepare
 from gaitrun.errors import DataError
 from gaitrun.plugins.datasets import opengait_pkl
 
@@ -56,7 +56,7 @@ def test_scan_metadata_and_load(root: Path) -> None:
         array = load(sample, root)
         assert array.dtype == np.uint8 and array.shape == SHAPE
         np.testing.assert_array_equal(array, frames(seed))
-    (clip,) = prepare(array, modality="silhouette", kind="frame_set", frames=4, size=(16, 11))
+    (clip,) = model_inputs(array, modality="silhouette", kind="frame_set", frames=4, size=(16, 11))
     assert clip.shape == (4, 16, 11, 1)
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import model_inputs
 
-from gaitrun.data.preprocess import prepare
 from gaitrun.data.records import Sample
 from gaitrun.errors import DataError
 from gaitrun.plugins.datasets import uci_har
@@ -30,13 +30,17 @@ def write_split(root: Path, split: str, rows: int) -> None:
     np.savetxt(root / split / f"subject_{split}.txt", 10 + np.arange(rows) % 2, fmt="%d")
 
 
-@pytest.fixture()
-def root(tmp_path: Path) -> Path:
-    base = tmp_path / "UCI HAR Dataset"
+def write_tree(base: Path) -> Path:
+    """The tiny dataset at ``base``: both splits (sharing subjects 10 and 11) and the labels."""
     for split, rows in ROWS.items():
         write_split(base, split, rows)
     (base / "activity_labels.txt").write_text(LABELS)
     return base
+
+
+@pytest.fixture()
+def root(tmp_path: Path) -> Path:
+    return write_tree(tmp_path / "UCI HAR Dataset")
 
 
 def scan(root: Path) -> list:
@@ -65,7 +69,7 @@ def test_load_returns_window_with_nine_channels_in_order(root: Path) -> None:
     window = uci_har.load(sample, uci_har.Params(root=str(root)))
     assert window.shape == (WINDOW, 9) and window.dtype == np.float32
     np.testing.assert_allclose(window[0], np.arange(9) + 0.03, rtol=1e-6)
-    (model_input,) = prepare(window, modality="inertial", kind="inertial", frames=WINDOW, size=(1, 1))
+    (model_input,) = model_inputs(window, modality="inertial", kind="inertial", frames=WINDOW, size=(1, 1))
     assert model_input.shape == (WINDOW, 9)
 
 

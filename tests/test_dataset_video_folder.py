@@ -7,8 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import model_inputs
 
-from gaitrun.data.preprocess import prepare
 from gaitrun.errors import DataError
 from gaitrun.plugins.datasets import video_folder
 
@@ -70,7 +70,7 @@ def test_load_decodes_every_frame_as_rgb(root: Path, suffix: str) -> None:
     left = clip[:, :, : W // 4].reshape(-1, 3).mean(axis=0)
     assert left[0] > 180 and left[1] < 40 and left[2] < 40  # red arrives in channel 0
     assert grey_levels(clip) == list(range(FRAMES))
-    (window,) = prepare(clip, modality="rgb", kind="clip3d", frames=FRAMES, size=(12, 16))
+    (window,) = model_inputs(clip, modality="rgb", kind="clip3d", frames=FRAMES, size=(12, 16))
     assert window.shape == (FRAMES, 12, 16, 3)
 
 

@@ -34,3 +34,14 @@ def test_installed_under_gaitrun_only():
     for generic in ("runner", "plugins"):
         spec = importlib.util.find_spec(generic)
         assert spec is None or "site-packages" not in str(spec.origin), generic
+
+
+def test_scikit_learn_lower_bound_has_groupkfold_shuffle():
+    """GroupKFold(shuffle=...) (group_kfold) arrived in scikit-learn 1.6: the bound must say so."""
+    from packaging.requirements import Requirement
+    from sklearn.model_selection import GroupKFold
+
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    (sklearn,) = [Requirement(d) for d in deps if d.startswith("scikit-learn")]
+    assert not sklearn.specifier.contains("1.5.2") and sklearn.specifier.contains("1.6.0")
+    GroupKFold(n_splits=2, shuffle=True, random_state=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import model_inputs
 
 from gaitrun.data import preprocess as pp
 from gaitrun.errors import DataError
@@ -84,60 +85,59 @@ def test_clip_windows() -> None:
         pp.clip_windows(10, 0, 1)
 
 
-def test_take_window_loops_short_clips() -> None:
-    clip = np.arange(3)
-    assert pp.take_window(clip, 0, 5).tolist() == [0, 1, 2, 0, 1]
-    assert pp.take_window(np.arange(10), 6, 3).tolist() == [6, 7, 8]
+def test_short_clips_loop_in_the_pipeline() -> None:
+    window = np.arange(6, dtype=np.float32).reshape(3, 2)
+    (out,) = model_inputs(window, modality="inertial", kind="inertial", frames=5, size=(0, 0))
+    assert out[:, 0].tolist() == [0, 2, 4, 0, 2]
 
 
 def test_stack2d_interleaves_x_and_y_per_frame() -> None:
     frames = 3
-    clip = np.zeros((frames, 4, 5, 2), np.float32)
+    flow = np.zeros((frames, 4, 5, 2), np.float32)
     for t in range(frames):
-        clip[t, ..., 0], clip[t, ..., 1] = 10 * t, 10 * t + 1
-    stack = pp.to_layout(clip, "stack2d")
+        flow[t, ..., 0], flow[t, ..., 1] = 10 * t, 10 * t + 1
+    (stack,) = model_inputs(flow, modality="optical_flow", kind="stack2d", frames=frames, size=(4, 5))
     assert stack.shape == (4, 5, 6)
     assert stack[2, 3].tolist() == [0, 1, 10, 11, 20, 21]  # x0, y0, x1, y1, x2, y2
 
 
 def test_stack2d_needs_flow() -> None:
     with pytest.raises(ValueError, match="optical flow"):
-        pp.to_layout(np.zeros((3, 4, 5, 1), np.float32), "stack2d")
-    with pytest.raises(ValueError, match="optical flow"):
         pp.layout_shape("stack2d", 3, (4, 5), 3)
 
 
 @pytest.mark.parametrize("kind", ["image", "stack2d", "clip3d", "frame_set", "sequence"])
-def test_layout_shape_matches_to_layout(kind: str) -> None:
-    clip = np.random.default_rng(0).random((5, 8, 6, 2), dtype=np.float32)
-    assert pp.to_layout(clip, kind).shape == pp.layout_shape(kind, 5, (8, 6), 2)
+def test_layout_shape_matches_the_pipeline(kind: str) -> None:
+    flow = np.random.default_rng(0).random((5, 8, 6, 2), dtype=np.float32)
+    (out,) = model_inputs(flow, modality="optical_flow", kind=kind, frames=5, size=(8, 6))
+    assert out.shape == pp.layout_shape(kind, 5, (8, 6), 2)
 
 
 def test_image_layout_is_the_temporal_mean() -> None:
-    clip = np.stack([np.zeros((4, 4, 1)), np.ones((4, 4, 1))]).astype(np.float32)
-    np.testing.assert_allclose(pp.to_layout(clip, "image"), 0.5)
+    masks = np.zeros((2, 40, 30), np.uint8)
+    masks[:, 5:35, 10:20] = 255
+    masks[1, 5:35, 10:20] = 0  # the second frame has no body: dropped, so the mean is the first
+    masks[1, 5:35, 12:22] = 255
+    (gei,) = model_inputs(masks, modality="silhouette", kind="image", frames=2, size=(16, 12))
+    (first,) = model_inputs(masks[:1], modality="silhouette", kind="image", frames=1, size=(16, 12))
+    assert gei.shape == (16, 12, 1) and 0 < gei.max() <= 1
+    np.testing.assert_allclose(gei, first, atol=1e-3)  # both frames crop to the same centred body
 
 
-def test_inertial_layout_and_mismatches() -> None:
-    window = np.ones((128, 9), np.float32)
-    assert pp.to_layout(window, "inertial") is window
+def test_inertial_layout_shape() -> None:
     assert pp.layout_shape("inertial", 128, (0, 0), 9) == (128, 9)
-    with pytest.raises(ValueError):
-        pp.to_layout(window, "clip3d")
-    with pytest.raises(ValueError):
-        pp.to_layout(np.zeros((2, 4, 4, 1), np.float32), "inertial")
     with pytest.raises(ValueError, match="unknown layout"):
         pp.layout_shape("volume", 1, (4, 4), 1)
 
 
-# --- prepare -------------------------------------------------------------------------------
+# --- raw sample -> model inputs (to_clip, the store, the tf.data windows) -------------------------------------------------------------------------------
 
 def test_prepare_silhouettes_drops_empty_frames_and_windows() -> None:
     frames = np.zeros((10, 80, 60), np.uint8)
     for t in range(10):
         frames[t, 10:70, 20 + t:35 + t] = 255
     frames[4] = 0  # one frame without a body
-    windows = pp.prepare(frames, modality="silhouette", kind="frame_set", frames=4, size=SIZE, source="seq")
+    windows = model_inputs(frames, modality="silhouette", kind="frame_set", frames=4, size=SIZE, source="seq")
     assert len(windows) == 2  # 9 kept frames -> windows at 0 and 4
     for window in windows:
         assert window.shape == (4, 64, 44, 1) and window.dtype == np.float32
@@ -146,21 +146,21 @@ def test_prepare_silhouettes_drops_empty_frames_and_windows() -> None:
 
 def test_prepare_silhouettes_without_any_body_is_a_data_error() -> None:
     with pytest.raises(DataError) as info:
-        pp.prepare(np.zeros((3, 20, 20), np.uint8), modality="silhouette", kind="clip3d", frames=2,
+        model_inputs(np.zeros((3, 20, 20), np.uint8), modality="silhouette", kind="clip3d", frames=2,
                    size=SIZE, source="/data/001/nm-01/090")
     assert info.value.path == "/data/001/nm-01/090"
 
 
 def test_prepare_rgb_image() -> None:
     image = np.full((30, 40, 3), 255, np.uint8)
-    (out,) = pp.prepare(image, modality="rgb", kind="image", frames=8, size=(16, 16))
+    (out,) = model_inputs(image, modality="rgb", kind="image", frames=8, size=(16, 16))
     assert out.shape == (16, 16, 3) and out.dtype == np.float32
     np.testing.assert_allclose(out, 1.0)
 
 
 def test_prepare_optical_flow_from_frames() -> None:
     frames = moving_square(5, 2, 0)  # 5 frames -> 4 flow fields -> one window of 3
-    windows = pp.prepare(frames, modality="optical_flow", kind="stack2d", frames=3, size=(60, 60))
+    windows = model_inputs(frames, modality="optical_flow", kind="stack2d", frames=3, size=(60, 60))
     assert len(windows) == 1 and windows[0].shape == (60, 60, 6)
     inside = frames[0] > 0
     assert windows[0][..., 0][inside].mean() == pytest.approx(2.0, abs=0.3)  # x-flow of frame 0
@@ -169,24 +169,24 @@ def test_prepare_optical_flow_from_frames() -> None:
 
 def test_prepare_precomputed_flow_is_resized_in_pixels() -> None:
     flow = np.ones((6, 30, 30, 2), np.float32)
-    windows = pp.prepare(flow, modality="optical_flow", kind="clip3d", frames=3, size=(60, 60), stride=1)
+    windows = model_inputs(flow, modality="optical_flow", kind="clip3d", frames=3, size=(60, 60), stride=1)
     assert len(windows) == 4 and windows[0].shape == (3, 60, 60, 2)
     np.testing.assert_allclose(windows[0], 2.0, rtol=1e-5)
 
 
 def test_prepare_inertial_and_short_sequences_loop() -> None:
     window = np.arange(20, dtype=np.float64).reshape(10, 2)
-    (out,) = pp.prepare(window, modality="inertial", kind="inertial", frames=12, size=(0, 0))
+    (out,) = model_inputs(window, modality="inertial", kind="inertial", frames=12, size=(0, 0))
     assert out.shape == (12, 2) and out.dtype == np.float32
     assert out[10].tolist() == [0.0, 1.0]  # frame 10 loops back to frame 0
 
 
 def test_prepare_rejects_wrong_arrays_naming_the_sample() -> None:
     with pytest.raises(DataError, match="video.mp4"):
-        pp.prepare(np.zeros((4, 8, 8), np.float32), modality="rgb", kind="clip3d", frames=2,
+        model_inputs(np.zeros((4, 8, 8), np.float32), modality="rgb", kind="clip3d", frames=2,
                    size=(8, 8), source="video.mp4")
     with pytest.raises(DataError, match="at least 2"):
-        pp.prepare(np.zeros((1, 8, 8), np.uint8), modality="optical_flow", kind="clip3d", frames=2,
+        model_inputs(np.zeros((1, 8, 8), np.uint8), modality="optical_flow", kind="clip3d", frames=2,
                    size=(8, 8))
     with pytest.raises(ValueError, match="unknown modality"):
-        pp.prepare(np.zeros((2, 8, 8), np.uint8), modality="depth", kind="clip3d", frames=2, size=(8, 8))
+        model_inputs(np.zeros((2, 8, 8), np.uint8), modality="depth", kind="clip3d", frames=2, size=(8, 8))

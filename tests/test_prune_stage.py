@@ -1,5 +1,6 @@
-"""The prune stage in a run, and ``gaitrun prune RUN --percentile P`` re-pruning a finished run
-without retraining."""
+"""The prune stage in a run; ``gaitrun prune RUN --set ...`` re-pruning a finished run without
+retraining, also with another deploy target; ``gaitrun export RUN --set ...``; ``--strict`` with
+a deferred export, and ``gaitrun bench`` refusing to run on an export that did not finish."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ model: {arch: simple_cnn, params: {width: 0.5}}
 train: {epochs: 2, batch_size: 32, optimizer: {name: adam, lr: 0.003}}
 cv: {scheme: stratified_kfold, folds: 2}
 prune: {percentile: 30, scope: per_layer, finetune: {epochs: 1, lr: 0.001}}
+deploy: {target: onnx, batch_sizes: [1], bench: {warmup: 0, iterations: 2}}
 """
 
 
@@ -45,13 +47,50 @@ def test_prune_stage_then_prune_again(tmp_path):
     assert (run / "pruned" / "model.keras").is_file() and (run / "plots" / "filters_kept.png").is_file()
     assert "## Pruning" in (run / "report.md").read_text()
 
-    res = _gaitrun("prune", str(run), "--percentile", "50", "--artifacts", "art2", "--quiet", cwd=tmp_path)
+    assert pruning["summary"] == "L1 filter norms below the 30th percentile (per_layer)"
+
+    # another percentile and another target: the saved recipe's onnx keys (opset, ...) go
+    res = _gaitrun("prune", str(run), "--set", "prune.percentile=50", "--set", "deploy.target=tflite",
+                   "--artifacts", "art2", "--quiet", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     again = next((tmp_path / "art2" / "digits_prune").iterdir())
     manifest = json.loads((again / "manifest.json").read_text())
     assert manifest["reuses_run"] == str(run.resolve())
-    assert [s["name"] for s in manifest["stages"]] == ["prune", "report"]
+    assert [s["name"] for s in manifest["stages"]] == ["prune", "export", "bench", "report"]
     assert not (again / "folds").exists()  # nothing retrained
     second = json.loads((again / "pruned" / "pruning.json").read_text())
-    assert second["percentile"] == 50.0
+    assert second["report"]["settings"]["percentile"] == 50.0
     assert second["report"]["totals"]["params"]["after"] < totals["params"]["after"]
+    assert json.loads((again / "export" / "export.json").read_text())["model"].endswith(".tflite")
+
+
+def test_export_with_set_and_strict_deferral(tmp_path):
+    (tmp_path / "r.yaml").write_text(RECIPE.replace("prune: {percentile: 30, scope: per_layer, "
+                                                    "finetune: {epochs: 1, lr: 0.001}}\n", ""))
+    assert _gaitrun("run", "r.yaml", "--artifacts", "art", "--quiet", cwd=tmp_path).returncode == 0
+    run = next((tmp_path / "art" / "digits_prune").iterdir())
+
+    # another target into a new run folder; more INT8 calibration windows than training has is said
+    res = _gaitrun("export", str(run), "--set", "deploy.target=tensorrt", "--set", "deploy.precision=int8",
+                   "--set", "deploy.calibration_samples=5000", "--artifacts", "art2", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    again = next((tmp_path / "art2" / "digits_prune").iterdir())
+    stages = json.loads((again / "manifest.json").read_text())["stages"]
+    assert [s["name"] for s in stages] == ["export", "bench", "report"] and stages[0]["status"] == "deferred"
+    export = json.loads((again / "export" / "export.json").read_text())
+    assert Path(export["source_model"]).parents[2] == run.resolve()  # the reused run's trained model
+    used = export["calibration_samples"]
+    assert used["asked"] == 5000 and 0 < used["used"] < 5000
+    assert (f"warning: deploy.calibration_samples is 5000 but the training split has only {used['used']} "
+            "windows") in " ".join(res.stderr.split())
+
+    # no TensorRT here: the engine build is deferred, which --strict makes an error (exit 1) ...
+    res = _gaitrun("export", str(run), "--strict", "--set", "deploy.target=tensorrt", "--artifacts", "art3",
+                   "--quiet", cwd=tmp_path)
+    assert res.returncode == 1 and "cannot build the TensorRT engine here" in res.stderr
+    strict = next((tmp_path / "art3" / "digits_prune").iterdir())
+    # ... and bench then refuses instead of exporting again behind the user's back
+    res = _gaitrun("bench", str(strict), cwd=tmp_path)
+    assert res.returncode == 2
+    assert res.stderr.strip() == (f"{strict}: its export stage is 'failed', so there is "
+                                  f"nothing to benchmark; run 'gaitrun export {strict}' first")

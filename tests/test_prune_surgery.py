@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import pytest
 
-import gaitrun.plugins.architectures._layers  # noqa: F401  (registers the custom layers)
+import gaitrun.layers  # noqa: F401  (registers the custom layers)
 from gaitrun.plugins.architectures import cnn2d_bmvc, cnn3d, cnn_rnn, gaitset, simple_cnn
 from gaitrun.plugins.pruners.l1_percentile import Params as PercentileParams
 from gaitrun.prune import count_flops, plot_filters_kept, prune_model, prune_model_to
@@ -147,10 +147,10 @@ def test_removing_zeroed_filters_changes_nothing(name, tmp_path):
 def test_the_embedding_and_the_output_are_never_pruned():
     model, _ = build("cnn3d")
     assert analyse(model).skipped == {}  # nothing protected: the embedding conv could go
-    graph = analyse(model, protected={"embedding"})
+    graph = analyse(model, protected={"embedding": "the embedding layer"})
     assert graph.skipped == {"embedding": "the embedding layer"}
-    with pytest.raises(ValueError, match="embedding"):
-        prune_model_to(model, {"embedding": [0]})
+    with pytest.raises(ValueError, match="protected by the architecture"):
+        prune_model_to(model, {"embedding": [0]}, protected={"embedding"})
     with pytest.raises(ValueError, match="'logits'"):
         prune_model_to(model, {"logits": [0]})
     with pytest.raises(ValueError, match="distinct indices"):
@@ -160,7 +160,7 @@ def test_the_embedding_and_the_output_are_never_pruned():
 def test_percentile_pruning_report_and_plot(tmp_path):
     model, shape = build("cnn3d")
     params = PercentileParams(percentile=40, scope="per_layer", granularity=2, exclude=["conv6"])
-    smaller, report = prune_model(model, params)
+    smaller, report = prune_model(model, **params.model_dump())
     assert "conv6" not in report["layers"] and report["skipped"]["conv6"] == "excluded"
     for name, entry in report["layers"].items():
         assert smaller.get_layer(name).filters == entry["filters_after"]
@@ -174,7 +174,7 @@ def test_percentile_pruning_report_and_plot(tmp_path):
     png = plot_filters_kept(report, tmp_path / "plots" / "filters.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    untouched, report0 = prune_model(model, PercentileParams(percentile=0))
+    untouched, report0 = prune_model(model, percentile=0)
     assert untouched.count_params() == model.count_params()
     x = np.random.default_rng(0).normal(size=(1, *shape)).astype("float32")
     assert np.max(np.abs(outputs(untouched, x) - outputs(model, x))) < 1e-6
@@ -182,7 +182,7 @@ def test_percentile_pruning_report_and_plot(tmp_path):
 
 def test_percentile_pruning_keeps_added_convs_aligned():
     model, shape = build("gaitset")
-    smaller, report = prune_model(model, PercentileParams(percentile=50, normalise="max"))
+    smaller, report = prune_model(model, percentile=50, normalise="max", protected={"embedding"})
     assert sorted(map(sorted, report["groups"])) == [["gl_conv2", "set_conv4"], ["gl_conv4", "set_conv6"]]
     for a, b in report["groups"]:
         assert report["layers"][a]["kept"] == report["layers"][b]["kept"]

@@ -33,6 +33,9 @@ CASES = [
     (("{name: adam, lr", "{nam: adam, lr"), "recipe.yaml:14:15: train.optimizer.nam: unknown key 'nam'; did you mean 'name'?"),
     (("  optimizer:", "  optimiser:"), "recipe.yaml:14:3: train.optimiser: unknown key 'optimiser'; did you mean 'optimizer'?"),
     (("shift: {max_px: 1}", "shift: {max_pix: 1}"), "recipe.yaml:9:13: augment.0.shift.max_pix: unknown key 'max_pix'; did you mean 'max_px'?"),
+    # a misspelt selector is an unknown key too, not an augmentation-shaped complaint
+    (("  arch: simple_cnn", "  arhc: simple_cnn"), "recipe.yaml:11:3: model.arhc: unknown key 'arhc'; did you mean 'arch'?"),
+    (("  arch: simple_cnn", "  kind: simple_cnn"), "recipe.yaml:10:1: model.arch: missing required key 'arch'"),
     (("folds: 3}", "fold: 3}"), "recipe.yaml:17:32: cv.fold: unknown key 'fold'; did you mean 'folds'?"),
     # unknown plugins
     (("arch: simple_cnn", "arch: simple_cn"), "recipe.yaml:11:9: model.arch: unknown architectures plugin 'simple_cn'; did you mean 'simple_cnn'?"),
@@ -162,3 +165,14 @@ def test_error_in_base_points_into_base_file(tmp_path):
 def test_not_a_mapping(tmp_path):
     assert _problems(tmp_path, "- a\n- b\n") == [
         "recipe.yaml:1:1: a recipe must be a mapping of sections (name:, data:, model:, ...)"]
+
+
+@pytest.mark.parametrize("recipe", sorted((__import__("pathlib").Path(__file__).parents[1] / "recipes").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_misspelt_arch_in_every_shipped_recipe(tmp_path, recipe):
+    lines = recipe.read_text().splitlines()
+    number = next(i for i, line in enumerate(lines) if line.strip().startswith("arch:"))
+    lines[number] = lines[number].replace("arch:", "arhc:")
+    col = lines[number].index("arhc") + 1
+    problems = _problems(tmp_path, "\n".join(lines) + "\n")
+    assert problems == [f"recipe.yaml:{number + 1}:{col}: model.arhc: unknown key 'arhc'; did you mean 'arch'?"]

@@ -8,7 +8,7 @@ Layer-naming contract (the filter-pruning engine and the k-NN evaluator rely on 
   ("set_", "gl_", ...) is put in front of every name;
 * per-frame CNNs (shared weights for every frame) fold the frames into the batch with the
   ``FramesToBatch`` layer (``frames``) and back with ``BatchToFrames``, so their convolutions
-  are plain ``Conv2D`` layers too (see ``_layers.py`` for why not ``TimeDistributed``);
+  are plain ``Conv2D`` layers too (see ``gaitrun/layers.py`` for why not ``TimeDistributed``);
 * hidden dense layers are ``fc{i}`` (+ ``drop_fc{i}``); the classifier output is the softmax
   ``Dense`` named ``logits`` (float32 even under mixed precision; it outputs probabilities);
 * embedding models have a layer named ``embedding`` whose output is the k-NN feature.

@@ -29,7 +29,8 @@ from ._common import (
 )
 
 INPUT_KIND = "stack2d"
-EMBEDDING = True
+LOGITS = "logits"  # the softmax output layer
+EMBEDDING = "embedding"  # the layer whose output is the k-NN feature
 
 FILTERS = (96, 192, 512, 512)
 KERNELS = (7, 5, 3, 2)

@@ -39,7 +39,8 @@ from ._common import (
 )
 
 INPUT_KIND = "clip3d"
-EMBEDDING = True
+LOGITS = "logits"  # the softmax output layer
+EMBEDDING = "embedding"  # the layer whose output is the k-NN feature
 
 # (filters, kernel (t, h, w), strides (t, h, w)) of conv1..conv6
 CONVS = (

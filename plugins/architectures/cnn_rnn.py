@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ._common import BN_MOMENTUM, classifier_head, conv_block, dropout, max_pool, scaled, width_field
 
 INPUT_KIND = "sequence"
-EMBEDDING = False
+LOGITS = "logits"  # the softmax output layer
+EMBEDDING = None  # a plain classifier
 
 
 class Params(BaseModel):
@@ -43,7 +44,7 @@ def build(*, input_shape: tuple[int | None, ...], num_classes: int, params: Para
     """The CNN+RNN for frame sequences of shape ``input_shape`` (T, H, W, C)."""
     import keras
 
-    from ._layers import BatchToFrames, FramesToBatch
+    from gaitrun.layers import BatchToFrames, FramesToBatch
 
     inputs = keras.Input(shape=input_shape, name="input")
     x = FramesToBatch(name="frames")(inputs)

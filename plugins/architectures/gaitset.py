@@ -29,7 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ._common import conv_block, max_pool, scaled, softmax_output, width_field
 
 INPUT_KIND = "frame_set"
-EMBEDDING = True
+LOGITS = "logits"  # the softmax output layer (built only with ce_head)
+EMBEDDING = "embedding"  # the layer whose output is the k-NN feature
 
 
 class Params(BaseModel):
@@ -51,7 +52,7 @@ def build(*, input_shape: tuple[int | None, ...], num_classes: int, params: Para
     """GaitSet for silhouette sets of shape ``input_shape`` (T, H, W, C); T is ignored (None)."""
     import keras
 
-    from ._layers import (
+    from gaitrun.layers import (
         BatchToFrames,
         FramesToBatch,
         HorizontalPyramidPooling,

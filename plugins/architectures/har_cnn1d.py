@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ._common import classifier_head, conv_pool_stack, scaled, width_field
 
 INPUT_KIND = "inertial"
-EMBEDDING = False
+LOGITS = "logits"  # the softmax output layer
+EMBEDDING = None  # a plain classifier
 
 
 class Params(BaseModel):

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ._common import classifier_head, dropout, regularizer, scaled, width_field
 
 INPUT_KIND = "inertial"
-EMBEDDING = False
+LOGITS = "logits"  # the softmax output layer
+EMBEDDING = None  # a plain classifier
 
 
 class Params(BaseModel):

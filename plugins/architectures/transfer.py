@@ -10,29 +10,33 @@ Layers: ``input`` -> ``preprocess`` -> ``backbone`` (the keras.applications mode
 include_top=False, global ``pooling``; called with training=False so its BatchNormalization
 layers stay in inference mode) -> ``fc1..`` -> ``logits`` (softmax).
 
-Freeze-then-unfreeze schedule (Keras' transfer-learning guide), run by the trainer:
+Freeze-then-unfreeze schedule (Keras' transfer-learning guide), answered through the
+architecture hook ``head_phase(params)``:
 
-1. ``build`` returns the backbone frozen when ``head_epochs`` > 0; compile and train the head
-   for ``head_epochs`` epochs;
-2. ``set_trainable(model, unfreeze_top=params.unfreeze_top)``, compile again with the learning
-   rate times ``finetune_lr_factor`` and train the remaining epochs.
+1. ``build`` returns the backbone frozen when ``head_epochs`` > 0; the trainer compiles and
+   trains the head for ``head_epochs`` epochs;
+2. it then calls the phase's ``unfreeze(model)`` (``set_trainable`` with ``unfreeze_top``),
+   compiles again with the learning rate times ``finetune_lr_factor`` and trains the rest.
 
 With ``head_epochs`` = 0, ``build`` applies step 2's trainability at once.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from gaitrun.errors import DataError
+from gaitrun.families import HeadPhase
 
 from ._common import BN_MOMENTUM, classifier_head, dropout, scaled, width_field
 
 INPUT_KIND = "image"
-EMBEDDING = False
+LOGITS = "logits"  # the softmax output layer
+EMBEDDING = None  # a plain classifier
 
 # backbone -> (keras.applications constructor, preprocessing mode)
 BACKBONES: dict[str, tuple[str, Literal["tf", "caffe", "in_model"]]] = {
@@ -86,9 +90,12 @@ def build(*, input_shape: tuple[int, ...], num_classes: int, params: Params) -> 
     return model
 
 
-def head_epochs(params: Params) -> int:
-    """Epochs of the head-only phase: none without pretrained weights (random features)."""
-    return params.head_epochs if params.weights is not None else 0
+def head_phase(params: Params) -> HeadPhase | None:
+    """The head-only phase: none without pretrained weights (random features) or head_epochs 0."""
+    if params.weights is None or params.head_epochs == 0:
+        return None
+    return HeadPhase(epochs=params.head_epochs, lr_factor=params.finetune_lr_factor,
+                     unfreeze=partial(set_trainable, unfreeze_top=params.unfreeze_top))
 
 
 def set_trainable(model: Any, *, unfreeze_top: int | None) -> None:
@@ -125,7 +132,7 @@ def _preprocess(params: Params) -> Any:
     """The backbone's ``preprocess_input`` as one layer, for inputs in ``input_range``."""
     import keras
 
-    from ._layers import CaffePreprocess
+    from gaitrun.layers import CaffePreprocess
 
     top = 1.0 if params.input_range == "0-1" else 255.0
     mode = BACKBONES[params.backbone][1]

@@ -20,7 +20,7 @@ class Params(BaseModel):
 def _dataset_split(samples):
     import numpy as np
 
-    from gaitrun.folds import Fold
+    from gaitrun.folds import Fold, listing
 
     splits = np.asarray([s.split or "" for s in samples])
     train = np.flatnonzero(splits == "train")
@@ -28,7 +28,7 @@ def _dataset_split(samples):
     if not len(train) or not len(val):
         where = samples[0].path if samples else "<no samples>"
         raise DataError(where, "cv.use_dataset_split needs samples in both a train and a validation "
-                        f"split (found splits {sorted(set(splits))})")
+                        f"split (found splits {listing(sorted(set(map(str, splits))))})")
     return Fold(name="0", train=train, val=val)
 
 

@@ -25,9 +25,8 @@ def export(model: Any, *, params: Params, ctx: Any) -> dict[str, Any]:
     """Export ``model`` as a SavedModel folder in ``ctx.out_dir``."""
     from gaitrun.atomic import atomic_dir
     from gaitrun.errors import StageError
-    from gaitrun.export import export_result, require_precision
+    from gaitrun.export import export_result
 
-    require_precision("saved_model", PRECISIONS, ctx)
     final = ctx.out_dir / FOLDER
     with atomic_dir(final) as tmp:
         try:

@@ -34,11 +34,9 @@ def export(model: Any, *, params: Params, ctx: Any) -> dict[str, Any]:
     """Write the bundle in ``ctx.out_dir``; build the engine when this machine can."""
     from gaitrun.atomic import atomic_dir
     from gaitrun.errors import StageError
-    from gaitrun.export import check_calibration, export_result, require_precision, trt_builder
+    from gaitrun.export import export_result, trt_builder
     from gaitrun.export.tensorrt_bundle import build_bundle_engine
 
-    require_precision("tensorrt", PRECISIONS, ctx)
-    check_calibration(ctx, model)
     bundle = ctx.out_dir / f"tensorrt_{ctx.precision}"
     with atomic_dir(bundle) as tmp:
         _write(model, tmp, params, ctx)

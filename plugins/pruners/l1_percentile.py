@@ -11,7 +11,7 @@ faster in ONNX Runtime INT8 at batch 1 and 8 against 1.36x / 1.45x with granular
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,8 +30,9 @@ class Params(BaseModel):
     exclude: list[str] = Field(default_factory=list, description="layer names never pruned")
 
 
-def prune(model, *, params: Params):
-    """Prune ``model`` (a Keras model); returns (smaller model, report dict)."""
+def prune(model: Any, *, params: Params, protected: frozenset[str]) -> tuple[Any, dict[str, Any]]:
+    """Prune ``model`` (a Keras model), never the ``protected`` layers; returns (smaller model,
+    report dict with its one-line ``summary``)."""
     from gaitrun.prune import prune_model
 
-    return prune_model(model, params)
+    return prune_model(model, **params.model_dump(), protected=protected)

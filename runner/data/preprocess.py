@@ -1,9 +1,9 @@
 """Per-sample preprocessing: raw arrays from a dataset adapter -> model inputs.
 
-Runs once per sample before caching (NumPy + OpenCV). ``prepare`` is the single entry point::
+Runs once per sample before caching (NumPy + OpenCV)::
 
-    raw sample --to_clip--> clip (T, H, W, C) float32 --windows--> clips of ``frames``
-               --to_layout--> one model input per window
+    raw sample --to_clip--> clip (T, H, W, C) float32 --> the clip store (``store.py``);
+    the tf.data pipeline (``pipeline.py``) cuts windows of ``frames`` and lays them out
 
 What adapters return (``raw``), by modality:
 
@@ -36,7 +36,6 @@ import numpy as np
 from gaitrun.errors import DataError
 
 CHANNELS = {"silhouette": 1, "optical_flow": 2, "rgb": 3}
-FRAME_KINDS = ("image", "stack2d", "clip3d", "frame_set", "sequence")
 # Farneback settings for small gait crops (a 9 px window keeps limbs apart at 64 px).
 FARNEBACK = dict(pyr_scale=0.5, levels=3, winsize=9, iterations=3, poly_n=5, poly_sigma=1.1, flags=0)
 FOREGROUND = 127  # a silhouette pixel above this value belongs to the body
@@ -162,7 +161,7 @@ def to_clip(raw: np.ndarray, *, modality: str, size: tuple[int, int], source: st
 def clip_windows(n_frames: int, length: int, stride: int) -> list[int]:
     """Start frames of the evaluation windows of ``length`` frames, ``stride`` apart.
 
-    A sequence no longer than ``length`` gives one window at 0 (``take_window`` loops it);
+    A sequence no longer than ``length`` gives one window at 0 (the pipeline loops it);
     frames after the last whole window are not used.
     """
     if length < 1 or stride < 1:
@@ -170,32 +169,8 @@ def clip_windows(n_frames: int, length: int, stride: int) -> list[int]:
     return list(range(0, max(n_frames - length, 0) + 1, stride))
 
 
-def take_window(clip: np.ndarray, start: int, length: int) -> np.ndarray:
-    """``length`` frames of ``clip`` from ``start``, looping over a clip that is too short."""
-    return clip[(start + np.arange(length)) % len(clip)]
-
-
-def to_layout(clip: np.ndarray, kind: str) -> np.ndarray:
-    """A window (T, H, W, C) -- or (T, C) for ``inertial`` -- in the layout ``kind``."""
-    if (kind == "inertial") != (clip.ndim == 2) or clip.ndim not in (2, 4):
-        raise ValueError(f"layout {kind!r} does not fit a clip of shape {clip.shape}: inertial "
-                         "windows (T, C) take the inertial layout, frames (T, H, W, C) the others")
-    if kind == "inertial":
-        return clip
-    frames, height, width, channels = clip.shape
-    if kind == "image":
-        return clip.mean(axis=0, dtype=np.float32)
-    if kind == "stack2d":
-        if channels != 2:
-            raise ValueError(f"layout 'stack2d' holds optical flow (2 channels), got {channels}")
-        return np.ascontiguousarray(clip.transpose(1, 2, 0, 3).reshape(height, width, frames * channels))
-    if kind in ("clip3d", "frame_set", "sequence"):
-        return clip
-    raise ValueError(f"unknown layout {kind!r}; known: {', '.join((*FRAME_KINDS, 'inertial'))}")
-
-
 def layout_shape(kind: str, frames: int, size: tuple[int, int], channels: int) -> tuple[int, ...]:
-    """The shape of one model input in layout ``kind`` (what ``to_layout`` returns).
+    """The shape of one model input in layout ``kind`` (what the pipeline's windows have).
 
     ``frames`` counts model time steps (for optical flow: flow fields, one fewer than the
     video frames they come from); ``channels`` is ``CHANNELS[modality]`` or the sensor count.
@@ -209,18 +184,3 @@ def layout_shape(kind: str, frames: int, size: tuple[int, int], channels: int) -
     if kind == "stack2d" and channels != 2:
         raise ValueError(f"layout 'stack2d' holds optical flow (2 channels), got {channels}")
     return shapes[kind]
-
-
-def prepare(raw: np.ndarray, *, modality: str, kind: str, frames: int, size: tuple[int, int],
-            stride: int | None = None, source: str = "sample") -> list[np.ndarray]:
-    """Raw adapter output -> model inputs in layout ``kind``, one per evaluation window.
-
-    The clip (see the module docstring for scaling) is cut into windows of ``frames`` time
-    steps, ``stride`` apart (default ``frames``: no overlap); a shorter clip is looped to
-    ``frames``. For ``image`` each window is averaged over time (a still image stays itself).
-    All arrays are float32 and have ``layout_shape(kind, frames, size, channels)``.
-    """
-    clip = to_clip(raw, modality=modality, size=size, source=source)
-    length = min(frames, len(clip)) if kind == "image" else frames
-    starts = clip_windows(len(clip), length, stride or length)
-    return [to_layout(take_window(clip, start, length), kind) for start in starts]

@@ -31,7 +31,7 @@ from .files import file_record
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["ExportContext", "build_bundle_engine", "check_calibration", "export_result", "require_precision"]
+__all__ = ["ExportContext", "build_bundle_engine", "check_calibration", "export_result"]
 
 
 @dataclass(frozen=True)
@@ -63,15 +63,10 @@ class ExportContext:
                                        "set deploy.calibration_samples >= 1")
 
 
-def require_precision(target: str, supported: frozenset[str], ctx: ExportContext) -> None:
-    """Refuse a precision the target cannot produce (the recipe check should catch it first)."""
-    if ctx.precision not in supported:
-        raise StageError("export", f"target {target} does not support precision {ctx.precision}; "
-                                   f"use one of {sorted(supported)}")
-
-
 def check_calibration(ctx: ExportContext, model: Any) -> None:
-    """For int8, refuse calibration samples whose shape is not the model's input shape."""
+    """For int8, refuse calibration samples whose shape is not the model's input shape (the
+    export stage checks this once, before any exporter runs; the recipe check has already
+    matched the precision with the exporter's declared ``PRECISIONS``)."""
     if ctx.precision != "int8":
         return
     expected = tuple(model.inputs[0].shape[1:])

@@ -1,7 +1,7 @@
 """Filter pruning that physically shrinks functional Keras 3 models.
 
-- ``prune_model(model, params)``: remove the conv filters whose kernel norm falls below a
-  percentile (``gaitrun.plugins.pruners.l1_percentile.Params``); returns (smaller model, report).
+- ``prune_model(model, percentile=..., ...)``: remove the conv filters whose kernel norm falls
+  below a percentile; returns (smaller model, report).
 - ``prune_model_to(model, keep)``: keep exactly the named filters (conv layer -> indices).
 - ``plot_filters_kept(report, path)``: bar chart of kept/original filters per layer (PNG).
 - ``count_flops(model)``: FLOPs of one sample (2 x multiply-accumulates).

@@ -12,55 +12,58 @@ import numpy as np
 from .graph import ChannelGraph, analyse
 from .layers import conv_kernel
 from .report import build_report
-from .select import PROTECTED, select_filters
+from .select import Criterion, Normalise, Rounding, Scope, select_filters
 from .surgery import rebuild
 
 
-def prune_model(model: Any, params: Any) -> tuple[Any, dict[str, Any]]:
+def prune_model(model: Any, *, percentile: float, scope: Scope = "global", criterion: Criterion = "l1",
+                normalise: Normalise = "none", min_filters: int = 1, granularity: int = 1,
+                rounding: Rounding = "up", exclude: Iterable[str] = (),
+                protected: Iterable[str] = ()) -> tuple[Any, dict[str, Any]]:
     """Remove the filters whose norm falls below a percentile; returns (smaller model, report).
 
-    ``params`` has the fields of ``gaitrun.plugins.pruners.l1_percentile.Params``: percentile,
-    scope, criterion, normalise, min_filters, granularity, rounding (optional), exclude.
+    ``exclude``: layers the user keeps whole; ``protected``: layers the architecture declares
+    (its embedding). The settings are in the report's ``settings``; ``summary`` is one line.
     """
-    graph = analyse(model, protected=_protected(model, params.exclude))
+    graph = analyse(model, protected=_protected(model, exclude, protected))
     kernels = {name: conv_kernel(model.get_layer(name)) for name in graph.convs}
     selection = select_filters(
-        kernels, percentile=params.percentile, scope=params.scope, criterion=params.criterion,
-        normalise=params.normalise, min_filters=params.min_filters,
-        granularity=params.granularity,
-        rounding=getattr(params, "rounding", "up"), groups=graph.groups)
+        kernels, percentile=percentile, scope=scope, criterion=criterion, normalise=normalise,
+        min_filters=min_filters, granularity=granularity, rounding=rounding, groups=graph.groups)
     keep = {name: kept for name, kept in selection.keep.items() if len(kept) < graph.convs[name]}
     smaller = rebuild(model, graph, keep)
     report = build_report(model, smaller, graph, keep, thresholds=selection.thresholds,
                           global_threshold=selection.global_threshold)
-    if hasattr(params, "model_dump"):
-        report["settings"] = params.model_dump()
+    report["settings"] = {"percentile": percentile, "scope": scope, "criterion": criterion,
+                          "normalise": normalise, "min_filters": min_filters,
+                          "granularity": granularity, "exclude": sorted(exclude)}
+    report["summary"] = f"{criterion.upper()} filter norms below the {percentile:g}th percentile ({scope})"
     return smaller, report
 
 
 def prune_model_to(model: Any, keep: Mapping[str, Sequence[int] | np.ndarray], *,
-                   exclude: Iterable[str] = ()) -> tuple[Any, dict[str, Any]]:
+                   exclude: Iterable[str] = (), protected: Iterable[str] = ()) -> tuple[Any, dict[str, Any]]:
     """Keep exactly the filters ``keep`` names (conv layer -> kept filter indices); others stay.
 
     Convolutions that must keep the same filters (joined by an add) keep the union of what is
     asked for them, with a warning. Raises ``ValueError`` for a layer that cannot be pruned
-    (excluded, the embedding, the output, not a convolution) or for bad indices.
+    (excluded, protected, the output, not a convolution) or for bad indices.
     """
-    graph = analyse(model, protected=_protected(model, exclude))
+    graph = analyse(model, protected=_protected(model, exclude, protected))
     resolved = _resolve(graph, keep)
     smaller = rebuild(model, graph, resolved)
     return smaller, build_report(model, smaller, graph, resolved, thresholds={}, global_threshold=None)
 
 
-def _protected(model: Any, exclude: Iterable[str]) -> set[str]:
-    """The excluded layer names (checked against the model) plus the embedding layer."""
+def _protected(model: Any, exclude: Iterable[str], protected: Iterable[str]) -> dict[str, str]:
+    """Layer name -> why it keeps all filters: excluded (checked against the model) or protected."""
     names = set(exclude)
     unknown = sorted(names - {layer.name for layer in model.layers})
     if unknown:
         convs = [layer.name for layer in model.layers if hasattr(_inner(layer), "filters")]
         raise ValueError(f"exclude names layers that model {model.name!r} does not have: {unknown}; "
                          f"its convolution layers are {convs}")
-    return names | set(PROTECTED)
+    return {**{n: "protected by the architecture" for n in protected}, **{n: "excluded" for n in names}}
 
 
 def _inner(layer: Any) -> Any:

@@ -22,7 +22,7 @@ from .graph import functional_nodes
 
 def count_flops(model: Any, *, frames: int = 1) -> int:
     """FLOPs of ``model`` for one sample; unknown sizes (``None``) count as ``frames``."""
-    from gaitrun.plugins.architectures._layers import BatchToFrames, FramesToBatch
+    from gaitrun.layers import BatchToFrames, FramesToBatch
 
     per_sample: dict[str, int] = {}  # layer -> how many times it runs per sample (folded frames)
     total = 0
@@ -72,7 +72,7 @@ def _kernels(layer: Any) -> int:
 
 
 def _is_strip_dense(layer: Any) -> bool:
-    from gaitrun.plugins.architectures._layers import StripDense
+    from gaitrun.layers import StripDense
 
     return isinstance(layer, StripDense)
 

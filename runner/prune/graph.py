@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,9 +141,10 @@ class ChannelGraph:
     slices: dict[str, tuple[Layout, dict[int, int]]] = field(default_factory=dict)
 
 
-def analyse(model: Any, *, protected: Iterable[str] = ()) -> ChannelGraph:
-    """Follow every conv filter through ``model``; convs named in ``protected`` keep all filters."""
-    walk = _Walk(set(protected))
+def analyse(model: Any, *, protected: Mapping[str, str] | Iterable[str] = ()) -> ChannelGraph:
+    """Follow every conv filter through ``model``; convs named in ``protected`` keep all filters
+    (a mapping gives the reason recorded in ``skipped``; plain names are "excluded")."""
+    walk = _Walk(dict(protected) if isinstance(protected, Mapping) else dict.fromkeys(protected, "excluded"))
     for node in functional_nodes(model):
         walk.visit(node)
     for key in output_keys(model):
@@ -154,7 +155,7 @@ def analyse(model: Any, *, protected: Iterable[str] = ()) -> ChannelGraph:
 class _Walk:
     """The state of one walk over the graph: layouts of tensors, groups, blocked convs."""
 
-    def __init__(self, protected: set[str]):
+    def __init__(self, protected: dict[str, str]):
         self.protected = protected
         self.graph = ChannelGraph()
         self.layouts: dict[TensorKey, Layout] = {}
@@ -189,7 +190,7 @@ class _Walk:
         name, filters = node.config["name"], conv_filters(node.layer)
         self._consume(name, inputs[0], axes)
         if name in self.protected:
-            self.graph.skipped[name] = "excluded" if name != "embedding" else "the embedding layer"
+            self.graph.skipped[name] = self.protected[name]
             return None
         self.graph.convs[name] = filters
         self.parent[name] = name

@@ -70,7 +70,7 @@ def _weighted_kinds(inner: Any, rank: int, wrapped: int) -> tuple[str, Any] | No
     """Layers whose weights follow their input channels."""
     import keras
 
-    from gaitrun.plugins.architectures._layers import StripDense
+    from gaitrun.layers import StripDense
 
     if isinstance(inner, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)):
         return ("conv", {0: -2}) if inner.groups == 1 else ("unknown", "a grouped convolution")
@@ -104,7 +104,7 @@ def _is_channelwise(inner: Any) -> bool:
     """Layers that treat every channel on its own and keep the channel axis last."""
     import keras
 
-    from gaitrun.plugins.architectures import _layers as custom
+    from gaitrun import layers as custom
 
     L = keras.layers
     channelwise = (

@@ -12,7 +12,7 @@ is a whole number of the runtime's blocks (``granularity: 16`` for AVX-512's 16-
 
 Layers that must keep the same filters (joined by an add) form a *group*: a channel survives
 if any member's filter survives, and the count rules apply to the group, ranked by the best
-member score. Excluded layers and the layer named ``embedding`` are never considered.
+member score. Excluded layers are never considered.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-
-PROTECTED = ("embedding",)
 
 Criterion = Literal["l1", "l2"]
 Normalise = Literal["none", "max", "l2"]
@@ -76,7 +74,7 @@ def select_filters(
     """Choose the filters to keep in each layer of ``kernels`` (name -> kernel, filters last)."""
     if not 0 <= percentile < 100:
         raise ValueError(f"percentile must be in [0, 100), got {percentile}")
-    skip = set(exclude) | set(PROTECTED)
+    skip = set(exclude)
     units = [u for u in _units(kernels, groups) if not skip & set(u)]
     scores = {name: normalise_norms(filter_norms(kernels[name], criterion), normalise)
               for unit in units for name in unit}

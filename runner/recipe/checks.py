@@ -8,18 +8,9 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+from ..families import INPUT_SOURCES
 from ..registry import Registries
 from ..yamlio import KeyPath
-
-# architecture input kind -> the (dataset kind, modality) pairs that can feed it
-INPUT_SOURCES: dict[str, set[tuple[str, str]]] = {
-    "image": {("image", "rgb"), ("sequence", "silhouette")},  # silhouettes: a gait energy image
-    "stack2d": {("sequence", "optical_flow")},  # x/y flow pairs per frame, as Embedded-Gait
-    "clip3d": {("sequence", m) for m in ("silhouette", "optical_flow", "rgb")},
-    "sequence": {("sequence", m) for m in ("silhouette", "optical_flow", "rgb")},
-    "frame_set": {("sequence", "silhouette")},
-    "inertial": {("inertial", "inertial")},
-}
 
 Found = list[tuple[KeyPath, str]]
 
@@ -51,7 +42,7 @@ def check_augment(recipe: Any, regs: Registries) -> Found:
         name = next(iter(type(item).model_fields))
         plugin = regs["augmentations"].get(name)
         supported = plugin.declared("MODALITIES")
-        layouts = getattr(plugin.module, "LAYOUTS", None)  # optional declaration
+        layouts = plugin.declared("LAYOUTS")  # optional declaration
         if recipe.data.modality not in supported:
             found.append((("augment", i, name), f"augmentation '{name}' does not apply to "
                           f"{recipe.data.modality} data (it supports {', '.join(sorted(supported))})"))

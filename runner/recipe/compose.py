@@ -132,9 +132,11 @@ def apply_override(doc: Document, text: str) -> None:
         doc.keys[path + sub] = mark
 
 
-def compose(path: Path, overrides: list[str] = ()) -> Document:
-    """The recipe at ``path`` with its bases merged and ``overrides`` applied."""
+def compose(path: Path, overrides: list[str] = (), *, retarget: bool = False) -> Document:
+    """The recipe at ``path`` with its bases merged and ``overrides`` applied (``retarget``:
+    see ``drop_replaced_plugin_keys``)."""
     doc = load_composed(path)
+    before = copy.deepcopy(doc.data) if retarget else None
     problems = []
     for text in overrides:
         try:
@@ -143,4 +145,24 @@ def compose(path: Path, overrides: list[str] = ()) -> Document:
             problems += exc.problems
     if problems:
         raise RecipeError(problems)
+    if before is not None:
+        drop_replaced_plugin_keys(doc, before)
     return doc
+
+
+def drop_replaced_plugin_keys(doc: Document, before: dict) -> None:
+    """Where an override names another plugin (``--set deploy.target=tflite``), drop the keys of
+    the plugin it replaces that no override set: in a run folder's resolved recipe they are
+    defaults of the old plugin, which the new one would refuse."""
+    from ..families import SECTIONS
+
+    for section, fam in SECTIONS.items():
+        old, new = before.get(section), doc.data.get(section)
+        if not fam.selector or not isinstance(old, dict) or not isinstance(new, dict) \
+                or old.get(fam.selector) == new.get(fam.selector):
+            continue
+        own = (set(new) - fam.core_fields()) if fam.flat else {"params"}
+        for key in own:
+            mark = doc.keys.get((section, key))
+            if mark is None or not mark.source.startswith("--set "):
+                new.pop(key, None)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import difflib
 import types
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, Discriminator, Tag
 
 from ..errors import Problem
+from ..families import SECTIONS
+from ..hints import closest, did_you_mean
 from ..yamlio import Document, KeyPath, dotted, problem
-from .model import SECTIONS
 
 
 def _pick_member(inner: Any, disc: Discriminator, value: Any) -> Any:
@@ -83,11 +83,6 @@ def _walk(data: Any, loc: tuple) -> tuple[KeyPath, list]:
     return tuple(path), rest
 
 
-def did_you_mean(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -95,13 +90,32 @@ def _short(value: Any) -> str:
 
 def _unknown_plugin(doc: Document, path: KeyPath, err: dict, known: dict[str, list[str]]) -> Problem:
     section = path[0]
-    family, selector, _, _ = SECTIONS[section]
+    fam = SECTIONS[section]
     tag = err["ctx"]["tag"]
-    names = known[family]
-    message = f"unknown {family} plugin '{tag}'{did_you_mean(str(tag), names)} known: {', '.join(names)}"
+    names = known[fam.name]
+    message = f"unknown {fam.name} plugin '{tag}'{did_you_mean(str(tag), names)} known: {', '.join(names)}"
     if section == "augment":
         return problem(doc.mark(path + (tag,), key=True), dotted(path + (tag,)), message)
-    return problem(doc.mark(path + (selector,)), dotted(path + (selector,)), message)
+    if fam.selector not in (doc.data.get(section) or {}):  # the section's default is not usable
+        return problem(doc.mark(path, key=True), dotted(path + (fam.selector,)),
+                       f"{message} (set {section}.{fam.selector})")
+    return problem(doc.mark(path + (fam.selector,)), dotted(path + (fam.selector,)), message)
+
+
+def _no_selector(doc: Document, path: KeyPath) -> Problem:
+    """A plugin section without its selector key, or an augment item that is not one-key."""
+    if not path or path[0] == "augment":
+        return problem(doc.mark(path), dotted(path), "each augmentation is a one-key mapping like '- flip: {p: 0.5}'")
+    selector = SECTIONS[path[0]].selector
+    node = doc.data
+    for part in path:
+        node = node[part]
+    typo = next((k for k in node if isinstance(k, str) and closest(k, [selector])), None) \
+        if isinstance(node, dict) else None
+    if typo is not None:
+        return problem(doc.mark(path + (typo,), key=True), dotted(path + (typo,)),
+                       f"unknown key '{typo}'; did you mean '{selector}'?")
+    return problem(doc.mark(path, key=True), dotted(path + (selector,)), f"missing required key '{selector}'")
 
 
 def to_problem(doc: Document, root: type[BaseModel], err: dict, known: dict[str, list[str]]) -> Problem:
@@ -111,8 +125,7 @@ def to_problem(doc: Document, root: type[BaseModel], err: dict, known: dict[str,
     if kind == "union_tag_invalid" and path and path[0] in SECTIONS:
         return _unknown_plugin(doc, path, err, known)
     if kind == "union_tag_not_found":
-        return problem(doc.mark(path), dotted(path),
-                       "each augmentation is a one-key mapping like '- flip: {p: 0.5}'")
+        return _no_selector(doc, path)
     if kind == "missing":
         key = next((r for r in reversed(rest) if isinstance(r, str)), "?")
         return problem(doc.mark(path, key=True), dotted(path + (key,)), f"missing required key '{key}'")
@@ -139,9 +152,9 @@ def to_problems(doc: Document, root: type[BaseModel], errors: list[dict],
         if err["type"] == "extra_forbidden":
             path, _ = _walk(doc.data, tuple(err["loc"]))
             cls = model_at(root, doc.data, path[:-1])
-            close = difflib.get_close_matches(str(path[-1]), sorted(cls.model_fields) if cls else [], n=1, cutoff=0.6)
+            close = closest(str(path[-1]), cls.model_fields if cls else [])
             if close:
-                misspelt.add((path[:-1], close[0]))
+                misspelt.add((path[:-1], close))
     out = []
     for err in errors:
         if err["type"] == "missing":

@@ -15,12 +15,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import RecipeError
+from ..families import SECTIONS
 from ..registry import Registries, registries
 from ..yamlio import Document, dotted, dump, problem
 from .checks import CHECKS, check_search
 from .compose import compose
 from .errors import to_problem, to_problems
-from .model import SECTIONS, recipe_model_for, selection
+from .model import broken_named, recipe_model_for, selection
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,10 @@ class LoadedRecipe:
     def resolved(self) -> dict:
         """The recipe with defaults filled in, as plain data (what runs)."""
         data = self.recipe.model_dump(mode="json")  # explicit nulls kept: null may override a default
-        for section, (_, selector, _, _) in SECTIONS.items():
-            if isinstance(data.get(section), dict) and selector in data[section]:
+        for section, fam in SECTIONS.items():
+            if isinstance(data.get(section), dict) and fam.selector in data[section]:
                 body = data[section]
-                data[section] = {selector: body.pop(selector), **body}
+                data[section] = {fam.selector: body.pop(fam.selector), **body}
         return data
 
     @property
@@ -66,6 +67,10 @@ def _errors(regs: Registries, data: Any) -> list[dict]:
 
 def validate_document(doc: Document, *, path: Path, regs: Registries | None = None) -> LoadedRecipe:
     regs = regs or registries()
+    broken = broken_named(doc.data, regs)
+    if broken:  # an installed plugin that cannot be used fails only the recipes that name it
+        raise RecipeError(_sorted([problem(doc.mark(p, key=p[0] == "augment"), dotted(p), why)
+                                   for p, why in broken]))
     model = recipe_model_for(regs, selection(doc.data, regs))
     errors = _errors(regs, doc.data)
     if errors:
@@ -91,8 +96,11 @@ def _sorted(problems: list) -> list:
     return sorted(unique, key=lambda p: (p.source, p.line or 0, p.col or 0))
 
 
-def load_recipe(path: str | Path, overrides: list[str] = (), *, regs: Registries | None = None) -> LoadedRecipe:
-    """Load, compose and validate the recipe at ``path``."""
+def load_recipe(path: str | Path, overrides: list[str] = (), *, regs: Registries | None = None,
+                retarget: bool = False) -> LoadedRecipe:
+    """Load, compose and validate the recipe at ``path``. ``retarget``: ``path`` is a run
+    folder's resolved recipe (every default written out), so an override that names another
+    plugin drops the old plugin's keys instead of failing on them."""
     path = Path(path)
-    doc = compose(path, list(overrides))
+    doc = compose(path, list(overrides), retarget=retarget)
     return validate_document(doc, path=path, regs=regs)

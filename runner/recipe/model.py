@@ -10,6 +10,8 @@ Two shapes of plugin section:
   configures one plugin, so its keys sit beside the selector.
 
 ``augment`` is a list of one-key mappings: ``[{flip: {p: 0.5}}, {shift: {max_px: 4}}]``.
+Which section is which (selector, flat or not, default) is the family table,
+``gaitrun.families.SECTIONS``.
 """
 
 from __future__ import annotations
@@ -19,19 +21,13 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, Discriminator, Field, Tag, ValidationError, create_model
 
+from ..families import SECTIONS, Family
 from ..registry import Registries, Registry
+from ..yamlio import KeyPath
 from .search import Search
 from .sections import CvBase, DataBase, DeployBase, Evaluate, PruneBase, Strict, Train
 
-# section -> (family, selector key, flat?, default plugin)
-SECTIONS: dict[str, tuple[str, str, bool, str | None]] = {
-    "data": ("datasets", "adapter", False, "synthetic_gait"),
-    "model": ("architectures", "arch", False, None),
-    "augment": ("augmentations", "", False, None),
-    "cv": ("cv", "scheme", True, "holdout"),
-    "prune": ("pruners", "method", True, "l1_percentile"),
-    "deploy": ("exporters", "target", True, None),
-}
+NO_PLUGIN = "<none>"  # the tag of the member standing in for a section that names no usable plugin
 
 
 class _ModelBase(Strict):
@@ -46,29 +42,28 @@ def _default_params(params: type[BaseModel]) -> Any:
     return Field(default_factory=params)
 
 
-def _member(section: str, base: type[BaseModel], reg: Registry, name: str) -> type[BaseModel]:
-    family, selector, flat, _ = SECTIONS[section]
+def _member(fam: Family, base: type[BaseModel], reg: Registry, name: str) -> type[BaseModel]:
     plugin = reg.get(name)
-    cls_name = f"{section.capitalize()}_{name}"
-    sel = (Literal[name], Field(name if SECTIONS[section][3] == name else ..., description=plugin.description))
-    if flat:
-        return create_model(cls_name, __base__=(base, plugin.params), **{selector: sel})
-    return create_model(cls_name, __base__=base, **{selector: sel},
+    cls_name = f"{fam.section.capitalize()}_{name}"
+    sel = (Literal[name], Field(name if fam.default == name else ..., description=plugin.description))
+    if fam.flat:
+        return create_model(cls_name, __base__=(base, plugin.params), **{fam.selector: sel})
+    return create_model(cls_name, __base__=base, **{fam.selector: sel},
                         params=(plugin.params, _default_params(plugin.params)))
 
 
-def _selector_of(section: str):
-    _, selector, _, default = SECTIONS[section]
-
+def _selector_of(fam: Family):
     def pick(value: Any) -> Any:
         if isinstance(value, dict):
-            return value.get(selector, default)
-        return getattr(value, selector, None)
+            return value.get(fam.selector, fam.default)
+        return getattr(value, fam.selector, None)
 
     return pick
 
 
 def _tagged_union(members: dict[str, type[BaseModel]], pick) -> Any:
+    if not members:  # nothing usable is named: a member no value selects, so any name is "unknown"
+        members = {NO_PLUGIN: create_model("NoPlugin", __base__=Strict)}
     options = tuple(Annotated[cls, Tag(name)] for name, cls in members.items())
     return Annotated[Union[options], Discriminator(pick)]  # noqa: UP007
 
@@ -77,8 +72,9 @@ Selection = tuple  # ((section, (plugin names...)), ...): the plugins a model is
 
 
 def _section_type(section: str, base: type[BaseModel], reg: Registry, names: tuple[str, ...]) -> Any:
-    members = {name: _member(section, base, reg, name) for name in names}
-    return _tagged_union(members, _selector_of(section))
+    fam = SECTIONS[section]
+    members = {name: _member(fam, base, reg, name) for name in names}
+    return _tagged_union(members, _selector_of(fam))
 
 
 def _augment_item_type(reg: Registry, names: tuple[str, ...]) -> Any:
@@ -98,35 +94,48 @@ def _augment_item_type(reg: Registry, names: tuple[str, ...]) -> Any:
     return _tagged_union(members, pick)
 
 
-def _named(data: Any, section: str) -> set[str]:
-    """The plugin names a section of the raw document gives (strings only)."""
-    _, selector, _, default = SECTIONS[section]
+def named_plugins(data: Any, section: str) -> list[tuple[KeyPath, str]]:
+    """(key path of the name, plugin name) for each plugin a section of the raw document names."""
+    fam = SECTIONS[section]
     value = data.get(section) if isinstance(data, dict) else None
     if section == "augment":
-        names = [next(iter(v)) for v in value if isinstance(v, dict) and len(v) == 1] \
-            if isinstance(value, list) else []
+        found = [((section, i, next(iter(v))), next(iter(v))) for i, v in enumerate(value)
+                 if isinstance(v, dict) and len(v) == 1] if isinstance(value, list) else []
+    elif isinstance(value, dict):
+        found = [((section, fam.selector), value.get(fam.selector, fam.default))]
     else:
-        names = [value.get(selector, default)] if isinstance(value, dict) else []
-    return {n for n in names if isinstance(n, str)}
+        found = []
+    return [(path, name) for path, name in found if isinstance(name, str)]
+
+
+def broken_named(data: Any, regs: Registries) -> list[tuple[KeyPath, str]]:
+    """(key path, why) for each plugin the document names that is installed but broken."""
+    out = []
+    for section, fam in SECTIONS.items():
+        reg = regs[fam.name]
+        for path, name in named_plugins(data, section):
+            if name in reg and not reg.usable(name):
+                out.append((path, reg.broken_reason(name)))
+    return out
 
 
 def selection(data: Any, regs: Registries) -> Selection:
-    """The known plugins a recipe document names, per section. Building the model for just
-    these keeps validation from importing every plugin; unknown names still fail, since they
-    match no member of the union."""
+    """The usable plugins a recipe document names, per section (the section's default when it
+    names none). Building the model for just these keeps validation from importing every
+    plugin; unknown names still fail, since they match no member of the union."""
     out = []
-    for section, (family, _, _, default) in SECTIONS.items():
-        reg = regs[family]
-        names = {n for n in _named(data, section) if n in reg}
-        if not names:
-            names = {default if default in reg else reg.names()[0]}
+    for section, fam in SECTIONS.items():
+        reg = regs[fam.name]
+        names = {n for _, n in named_plugins(data, section) if reg.usable(n)}
+        if not names and fam.default is not None and reg.usable(fam.default):
+            names = {fam.default}
         out.append((section, tuple(sorted(names))))
     return tuple(out)
 
 
 def everything(regs: Registries) -> Selection:
-    """Every registered plugin (for the JSON Schema)."""
-    return tuple((s, tuple(regs[f].names())) for s, (f, _, _, _) in SECTIONS.items())
+    """Every usable registered plugin (for the JSON Schema)."""
+    return tuple((s, tuple(p.name for p in regs[f.name])) for s, f in SECTIONS.items())
 
 
 def build_recipe_model(regs: Registries, sel: Selection) -> type[BaseModel]:

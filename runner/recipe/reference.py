@@ -1,5 +1,6 @@
-"""The README's recipe reference, generated from the recipe models (a test keeps the README
-in sync: regenerate with ``python -m gaitrun.recipe.reference --write README.md``)."""
+"""The README's recipe reference and plugin-family table, generated from the recipe models and
+the family table ``gaitrun.families.FAMILIES`` (a test keeps the README in sync: regenerate
+with ``python -m gaitrun.recipe.reference --write README.md``)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ..families import FAMILIES, INPUT_SHAPES, INPUT_SOURCES, RAW_SAMPLES, SECTIONS, Family, signature_text
 from ..plugin_table import _fmt_default, _param_rows, _type_name
 from ..registry import Registries
-from .model import SECTIONS
 from .search import Domain, Search
 from .sections import CvBase, DataBase, DeployBase, Evaluate, PruneBase, Train
 
 START, END = "<!-- recipe-reference:start -->", "<!-- recipe-reference:end -->"
+FAMILY_START, FAMILY_END = "<!-- plugin-families:start -->", "<!-- plugin-families:end -->"
 
 TOP = [("name", "str (required)", "names the run folder artifacts/<name>/; letters, digits, _ . -"),
        ("seed", "int = 0", "seeds data order, augmentation, initialisation and CV"),
@@ -51,16 +53,16 @@ def render() -> str:
     regs.load_builtins()
     out = [START, "", "| key | type | default | meaning |", "|---|---|---|---|"]
     out += [f"| `{k}` | {t} | | {d} |" for k, t, d in TOP]
-    plugin_sections = [("data", DataBase), ("model", None), ("cv", CvBase), ("prune", PruneBase),
-                       ("deploy", DeployBase)]
-    for section, base in plugin_sections:
-        family, selector, flat, default = SECTIONS[section]
-        names = ", ".join(f"`{n}`" for n in regs[family].names())
-        where = "beside it" if flat else f"under `{section}.params`"
-        out.append(f"| `{section}.{selector}` | plugin name | {default or 'required'} | one of {names}; "
-                   f"the plugin's own keys go {where} (`gaitrun plugins {family}`) |")
-        if base is not None:
-            out += _rows(base, f"{section}.")
+    bases = {"DataBase": DataBase, "CvBase": CvBase, "PruneBase": PruneBase, "DeployBase": DeployBase}
+    for section, fam in SECTIONS.items():
+        if section == "augment":
+            continue
+        names = ", ".join(f"`{n}`" for n in regs[fam.name].names())
+        where = "beside it" if fam.flat else f"under `{section}.params`"
+        out.append(f"| `{section}.{fam.selector}` | plugin name | {fam.default or 'required'} | one of {names}; "
+                   f"the plugin's own keys go {where} (`gaitrun plugins {fam.name}`) |")
+        if fam.base:
+            out += _rows(bases[fam.base], f"{section}.")
     names = ", ".join(f"`{n}`" for n in regs["augmentations"].names())
     out.append(f"| `augment` | list | [] | one-key mappings `- NAME: {{params}}`, NAME one of {names} |")
     out += _rows(Train, "train.")
@@ -72,12 +74,48 @@ def render() -> str:
     return "\n".join(out)
 
 
+def _signature(name: str, sig: Any) -> str:
+    text = signature_text(sig, returns=True).replace("|", "\\|")
+    return f"`{name}{text}`"
+
+
+def _family_row(fam: Family) -> str:
+    required = [_signature(n, s) for n, s in fam.required_functions.items()]
+    optional = [_signature(n, s) for n, s in fam.functions.items() if n in fam.optional]
+    decls = [f"`{d}`" + (" (optional)" if d in fam.optional else "") for d in fam.declarations]
+    where = f"`{fam.section}:`" + (f" `{fam.selector}:`" if fam.selector else " list") + \
+        (", keys beside it" if fam.flat else (", keys under `params:`" if fam.selector else ""))
+    hooks = "; optional: " + ", ".join(optional) if optional else ""
+    return (f"| `{fam.name}` | {where} | {fam.default or '--'} | {', '.join(required)}{hooks} | "
+            f"{', '.join(decls) or '--'} | {fam.doc} |")
+
+
+def render_families() -> str:
+    """The README's table of plugin families (from ``FAMILIES``)."""
+    out = [FAMILY_START, "", "| family | recipe section | default | functions | declarations | notes |",
+           "|---|---|---|---|---|---|"]
+    out += [_family_row(fam) for fam in FAMILIES.values()]
+    out += ["", "What a dataset's `load(sample, params)` returns, by modality (gaitrun crops, resizes and "
+            "scales it, see `gaitrun/data/preprocess.py`):", "", "| modality | `load()` returns |", "|---|---|"]
+    out += [f"| `{m}` | {text} |" for m, text in RAW_SAMPLES.items()]
+    out += ["", "Which dataset `KIND` and modality can feed each architecture `INPUT_KIND`:", "",
+            "| `INPUT_KIND` | model input (one window of T steps) | fed by (`KIND`, modality) |", "|---|---|---|"]
+    out += [f"| `{kind}` | {INPUT_SHAPES[kind]} | "
+            f"{', '.join(f'({k}, {m})' for k, m in sorted(INPUT_SOURCES[kind]))} |" for kind in INPUT_SOURCES]
+    return "\n".join([*out, "", FAMILY_END])
+
+
+def _replace_block(text: str, start: str, end: str, block: str) -> str:
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
+    return head + block + tail
+
+
 def sync(readme: Path) -> bool:
-    """Rewrite the block in ``readme``; True if it changed."""
+    """Rewrite the generated blocks in ``readme``; True if one changed."""
     text = readme.read_text()
-    head, _, rest = text.partition(START)
-    _, _, tail = rest.partition(END)
-    new = head + render() + tail
+    new = _replace_block(text, START, END, render())
+    new = _replace_block(new, FAMILY_START, FAMILY_END, render_families())
     if new != text:
         readme.write_text(new)
     return new != text

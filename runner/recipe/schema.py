@@ -12,7 +12,15 @@ from .model import everything, recipe_model_for
 
 
 def recipe_schema() -> dict[str, Any]:
-    schema = recipe_model_for(registries(), everything(registries())).model_json_schema()
+    """The schema of recipes over every usable plugin; broken ones are listed with the reason
+    under ``x-gaitrun-broken-plugins`` (recipes that name them fail validation)."""
+    from ..plugin_table import plugin_rows
+
+    regs = registries()
+    schema = recipe_model_for(regs, everything(regs)).model_json_schema()
+    broken = [{k: r[k] for k in ("family", "name", "origin", "broken")} for r in plugin_rows(regs) if r["broken"]]
+    if broken:
+        schema["x-gaitrun-broken-plugins"] = broken
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "gaitrun recipe"
     schema["properties"]["extends"] = {

@@ -19,10 +19,6 @@ from ..runfolder import RunFolder
 ORDER = ("data", "train", "prune", "export", "bench", "report")
 
 
-class StageNotImplemented(Exception):
-    """Raised by a stage whose implementation has not landed yet (names the issue)."""
-
-
 @dataclass
 class RunContext:
     """What a stage gets: the validated recipe, its run folder, the registries, hooks and
@@ -50,10 +46,27 @@ def plan(recipe: Any) -> list[str]:
 
 def describe(recipe: Any) -> list[dict[str, Any]]:
     """Each planned stage with the resolved recipe keys that drive it (for ``gaitrun plan``)."""
-    dumped = recipe.model_dump(mode="json", exclude_none=True)
+    dumped = recipe.model_dump(mode="json")  # nulls shown: null may mean "off", not the default
     keys = {"data": ["data", "augment"], "train": ["model", "train", "cv", "evaluate"],
             "prune": ["prune"], "export": ["deploy"], "bench": ["deploy"], "report": []}
     return [{"stage": s, "config": {k: dumped[k] for k in keys[s] if k in dumped}} for s in plan(recipe)]
+
+
+def debug() -> bool:
+    """``GAITRUN_DEBUG=1``: internal errors are re-raised with their traceback (maintainers)."""
+    import os
+
+    return os.environ.get("GAITRUN_DEBUG", "") not in ("", "0")
+
+
+def _internal_error(folder: RunFolder, name: str, exc: BaseException) -> StageError:
+    """Write the traceback to ``traceback.txt`` in the run folder; the one-line error names it."""
+    import traceback
+
+    folder.write_text("traceback.txt", "".join(traceback.format_exception(exc)))
+    return StageError(name, f"{type(exc).__name__}: {exc} (a bug: traceback in {folder.path}/traceback.txt; "
+                      f"report it with that file, or rerun with GAITRUN_DEBUG=1; after a fix: "
+                      f"'gaitrun resume {folder.path}')")
 
 
 def _run_one(ctx: RunContext, name: str) -> str:
@@ -62,10 +75,6 @@ def _run_one(ctx: RunContext, name: str) -> str:
     cb.on_stage_start(name)
     try:
         result = importlib.import_module(f"gaitrun.stages.{name}").run(ctx) or {}
-    except StageNotImplemented as exc:
-        folder.set_status(name, "not_implemented", str(exc))
-        cb.on_stage_end(name, "not_implemented", str(exc))
-        return "not_implemented"
     except GaitrunError as exc:
         folder.set_status(name, "failed", str(exc))
         cb.on_stage_end(name, "failed", str(exc))
@@ -74,20 +83,18 @@ def _run_one(ctx: RunContext, name: str) -> str:
         reason = f"{type(exc).__name__}: {exc}"
         folder.set_status(name, "failed", reason)
         cb.on_stage_end(name, "failed", reason)
-        raise StageError(name, f"{reason} (details in {folder.path}/manifest.json; fix and run "
-                         f"'gaitrun resume {folder.path}')") from exc
+        if debug():
+            raise
+        raise _internal_error(folder, name, exc) from exc
     status = result.get("status", "done")
     folder.set_status(name, status, result.get("reason"))
     cb.on_stage_end(name, status, result.get("reason"))
     return status
 
 
-def run_stages(ctx: RunContext) -> str:
-    """Run every unfinished stage; returns "done" or "stopped" (a stage not implemented)."""
+def run_stages(ctx: RunContext) -> None:
+    """Run every unfinished stage in order; a failing stage raises."""
     ctx.callbacks.on_run_start(ctx.folder, ctx.folder.pending_stages())
     for name in ctx.folder.pending_stages():
-        if _run_one(ctx, name) == "not_implemented":
-            ctx.callbacks.on_run_end("stopped")
-            return "stopped"
+        _run_one(ctx, name)
     ctx.callbacks.on_run_end("done")
-    return "done"

@@ -11,7 +11,9 @@ import numpy as np
 
 from ..deploy_data import best_fold, calibration_for, deployed_model_path, train_root, windows
 from ..errors import StageError
+from ..export import check_calibration
 from ..keras_io import load_model
+from ..outputs import declared_outputs
 from .data import prepared
 
 
@@ -35,6 +37,10 @@ def _context(ctx: Any, prep: Any) -> Any:
 
     d = ctx.recipe.deploy
     calib = calibration_for(ctx, d.precision)
+    if d.precision == "int8" and len(calib) < d.calibration_samples:
+        ctx.callbacks.on_message(f"warning: deploy.calibration_samples is {d.calibration_samples} but the "
+                                 f"training split has only {len(calib)} windows; calibrating on those "
+                                 f"(lower deploy.calibration_samples to silence this)", level="warning")
     data = ctx.recipe.data
     norm = {"modality": data.modality, "layout": prep.kind, "frames": data.clip.frames,
             "size": list(data.clip.size), "scale": "silhouettes and rgb in 0..1, optical flow in pixels"}
@@ -56,7 +62,7 @@ def parity(ctx: Any, model: Any, result: dict, prep: Any, fold: Any, x: np.ndarr
     ref = run_keras(model, x)
     exporter = ctx.regs["exporters"].get(ctx.recipe.deploy.target)
     exp = score_backend(ctx.folder.file("export", result["model"]), x, runtime=runtime_of(exporter))
-    is_classifier = ref.ndim == 2 and model.layers[-1].name == "logits"
+    is_classifier = ref.ndim == 2 and model.layers[-1].name == declared_outputs(ctx).of(model).logits
     labels = prep.labels[owners]
     report = parity_report(ref.reshape(len(ref), -1), exp.reshape(len(exp), -1), labels if is_classifier else None)
     name, keras_metric = _metric(ref, labels, owners, prep, fold, is_classifier)
@@ -68,7 +74,7 @@ def parity(ctx: Any, model: Any, result: dict, prep: Any, fold: Any, x: np.ndarr
 
 def runtime_of(exporter: Any) -> Any:
     """The exporter's optional ``runtime`` hook (how its artefact runs here), or ``None``."""
-    return getattr(exporter.module, "runtime", None)
+    return exporter.hook("runtime")
 
 
 def run(ctx: Any) -> dict:
@@ -78,8 +84,11 @@ def run(ctx: Any) -> dict:
     model = load_model(path)
     d = ctx.recipe.deploy
     exporter = ctx.regs["exporters"].get(d.target)
-    context = _context(ctx, prep)
-    result = exporter.impl("export")(model, params=d, ctx=context)
+    export_ctx = _context(ctx, prep)
+    check_calibration(export_ctx, model)
+    result = exporter.impl("export")(model, params=exporter.own_params(d), ctx=export_ctx)
+    if d.precision == "int8":
+        result["calibration_samples"] = {"asked": d.calibration_samples, "used": len(export_ctx.calibration)}
     result["source_model"] = str(path.relative_to(ctx.folder.path)) if path.is_relative_to(ctx.folder.path) else str(path)
     x, owners = evaluation_windows(ctx, prep, fold)
     if result.get("model"):
@@ -100,5 +109,5 @@ def run(ctx: Any) -> dict:
     pruned = ctx.folder.file("pruned", "model.keras")
     export_variants(ctx, unpruned=train_root(ctx) / "folds" / fold.name / "model.keras",
                     pruned=pruned if pruned.is_file() else None,
-                    deployed_artifact=ctx.folder.file("export", result["model"]), context=context, x=x, owners=owners)
+                    deployed_artifact=ctx.folder.file("export", result["model"]), context=export_ctx, x=x, owners=owners)
     return {}

@@ -5,7 +5,7 @@ pruning.json, folds/<k>/) and ``plots/filters_kept.png``."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,27 +13,51 @@ from ..atomic import atomic_path, read_json
 from ..deploy_data import train_root
 from ..errors import StageError
 from ..keras_io import load_model
+from ..outputs import Outputs, declared_outputs
 from ..train.evaluation import evaluate_fold
 from ..train.fold import finish_fold
 from ..train.splits import make_splits
-from .data import prepared
-from .train import embedding_model, headline, release, train_one
+from .data import Prepared, prepared
+from .train import headline, release, train_one
 
-
-def _fresh_head(model: Any) -> None:
-    """Re-initialise the softmax layer (Embedded-Gait fine-tunes with a fresh one)."""
+if TYPE_CHECKING:
     import keras
 
-    layer = next((lyr for lyr in model.layers if lyr.name == "logits"), None)
-    if layer is None:
+    from ..folds import Fold
+    from . import RunContext
+
+
+def _fresh_head(model: keras.Model, outputs: Outputs) -> None:
+    """Re-initialise the declared softmax layer (Embedded-Gait fine-tunes with a fresh one)."""
+    import keras
+
+    name = outputs.of(model).logits
+    if name is None:
         return
+    layer = model.get_layer(name)
     init = keras.initializers.GlorotUniform()
     layer.kernel.assign(init(layer.kernel.shape))
     if layer.bias is not None:
         layer.bias.assign(np.zeros(layer.bias.shape, dtype="float32"))
 
 
-def prune_fold(ctx: Any, prep: Any, fold: Any) -> dict:
+def _prune(ctx: RunContext, model: keras.Model, outputs: Outputs) -> tuple[keras.Model, dict]:
+    """Ask the recipe's pruner; its embedding (declared by the architecture) is protected."""
+    method = ctx.recipe.prune.method
+    pruner = ctx.regs["pruners"].get(method)
+    protected = frozenset(n for n in (outputs.embedding,) if n is not None)
+    try:
+        pruned, report = pruner.impl("prune")(model, params=pruner.own_params(ctx.recipe.prune),
+                                              protected=protected)
+    except ValueError as exc:  # e.g. prune.exclude naming a layer the model does not have
+        raise StageError("prune", f"{exc}; check prune.exclude against the model's layer names") from exc
+    if not (isinstance(report, dict) and isinstance(report.get("summary"), str)):
+        raise StageError("prune", f"pruner '{method}' must return (model, report) with a one-line "
+                         f"report['summary']; fix the plugin")
+    return pruned, report
+
+
+def prune_fold(ctx: RunContext, prep: Prepared, fold: Fold) -> dict:
 
     out_dir = ctx.folder.file("pruned", "folds", fold.name)
     if (out_dir / "metrics.json").is_file():
@@ -41,24 +65,20 @@ def prune_fold(ctx: Any, prep: Any, fold: Any) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     source = train_root(ctx) / "folds" / fold.name / "model.keras"
     model = load_model(source)
-    pruner = ctx.regs["pruners"].get(ctx.recipe.prune.method)
-    try:
-        pruned, report = pruner.impl("prune")(model, params=ctx.recipe.prune)
-    except ValueError as exc:  # e.g. prune.exclude naming a layer the model does not have
-        raise StageError("prune", f"{exc}; check prune.exclude against the model's layer names") from exc
-    embedding = embedding_model(ctx)
-    before = evaluate_fold(model, prep, fold, ctx.recipe, embedding=embedding)
-    after_prune = evaluate_fold(pruned, prep, fold, ctx.recipe, embedding=embedding)
+    outputs = declared_outputs(ctx)
+    pruned, report = _prune(ctx, model, outputs)
+    before = evaluate_fold(model, prep, fold, ctx.recipe, outputs=outputs)
+    after_prune = evaluate_fold(pruned, prep, fold, ctx.recipe, outputs=outputs)
     ft = ctx.recipe.prune.finetune_plan(ctx.recipe.train)
     if ft["fresh_head"]:
-        _fresh_head(pruned)
+        _fresh_head(pruned, outputs)
     if (out_dir / "model.keras").is_file():  # fine-tuned; the process died while evaluating it
         pruned = load_model(out_dir / "model.keras")
     else:
         if ft["epochs"] > 0:
             pruned = train_one(ctx, prep, fold, out_dir, epochs=ft["epochs"], initial=pruned, finetune=ft)
         finish_fold(out_dir, pruned)
-    after = evaluate_fold(pruned, prep, fold, ctx.recipe, embedding=embedding)
+    after = evaluate_fold(pruned, prep, fold, ctx.recipe, outputs=outputs)
     result = {"fold": fold.name, "report": report, "before": headline(before),
               "after_pruning": headline(after_prune), "after_finetune": headline(after), "metrics": after}
     ctx.folder.write_json(f"pruned/folds/{fold.name}/metrics.json", result)
@@ -66,7 +86,7 @@ def prune_fold(ctx: Any, prep: Any, fold: Any) -> dict:
     return result
 
 
-def run(ctx: Any) -> dict:
+def run(ctx: RunContext) -> dict:
     from ..evaluate.classification import aggregate_folds
     from ..prune import plot_filters_kept
 
@@ -78,7 +98,7 @@ def run(ctx: Any) -> dict:
     with atomic_path(ctx.folder.file("pruned", "model.keras"), suffix=".keras") as tmp:
         tmp.write_bytes(ctx.folder.file("pruned", "folds", best, "model.keras").read_bytes())
     summary = {
-        "percentile": ctx.recipe.prune.percentile, "best_fold": best,
+        "method": ctx.recipe.prune.method, "summary": best_result["report"]["summary"], "best_fold": best,
         "finetune": ctx.recipe.prune.finetune_plan(ctx.recipe.train),
         "report": best_result["report"],
         "before": aggregate_folds([r["before"] for r in per_fold]),

@@ -27,7 +27,7 @@ def _data(path: Path) -> list[str]:
 def _pruning(path: Path) -> list[str]:
     p = read_json(path)
     t = p["report"]["totals"]
-    lines = ["## Pruning", "", f"Percentile {p['percentile']} (best fold {p['best_fold']}).", "",
+    lines = ["## Pruning", "", f"{p['method']}: {p['summary']} (best fold {p['best_fold']}).", "",
              "| | before | after | ratio |", "|---|---|---|---|"]
     for key in ("filters", "params", "flops"):
         before, after = t[key]["before"], t[key]["after"]

@@ -7,21 +7,26 @@ from __future__ import annotations
 
 import gc
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..atomic import read_json
 from ..data.pipeline import Augmenter, eval_dataset, oversampled, train_dataset
 from ..keras_io import load_model
+from ..outputs import declared_outputs
 from ..train import setup
 from ..train.evaluation import evaluate_fold
 from ..train.fold import FitPlan, finish_fold, fit_fold, resume_point
 from ..train.splits import describe, make_splits
-from .data import prepared
+from .data import Prepared, prepared
+
+if TYPE_CHECKING:
+    from ..folds import Fold
+    from . import RunContext
 
 
-def augmenters(ctx: Any) -> list[Augmenter]:
+def augmenters(ctx: RunContext) -> list[Augmenter]:
     out = []
     for item in ctx.recipe.augment:
         name = next(iter(type(item).model_fields))
@@ -29,7 +34,7 @@ def augmenters(ctx: Any) -> list[Augmenter]:
     return out
 
 
-def _groups(ctx: Any, prep: Any, positions: np.ndarray) -> np.ndarray | None:
+def _groups(ctx: RunContext, prep: Prepared, positions: np.ndarray) -> np.ndarray | None:
     balance = ctx.recipe.data.balance
     if balance == "class":
         return prep.labels[positions]
@@ -38,7 +43,7 @@ def _groups(ctx: Any, prep: Any, positions: np.ndarray) -> np.ndarray | None:
     return None
 
 
-def _build(ctx: Any, prep: Any, checkpoint: Any, initial: Any = None) -> Any:
+def _build(ctx: RunContext, prep: Prepared, checkpoint: Any, initial: Any = None) -> Any:
 
     if checkpoint is not None:
         return load_model(checkpoint)
@@ -57,20 +62,18 @@ def _compile(model: Any, train_model: Any, loss: Any, train: Any, resumed: bool,
                         loss=loss, loss_weights=setup.loss_weights(train.loss), metrics=metrics)
 
 
-def _phases(ctx: Any, epochs: int, initial: Any) -> list[tuple[int, float, Any]]:
-    """(last epoch, lr factor, prepare(model)) per training phase. Architectures with a
-    freeze-then-unfreeze schedule (optional hooks ``head_epochs(params)`` and
-    ``set_trainable(model, unfreeze_top=...)``, as ``transfer`` has) get two."""
-    arch = ctx.regs["architectures"].get(ctx.recipe.model.arch).module
-    params = ctx.recipe.model.params
-    head = arch.head_epochs(params) if hasattr(arch, "head_epochs") else 0
-    if initial is not None or not hasattr(arch, "set_trainable") or not 0 < head < epochs:
+def _phases(ctx: RunContext, epochs: int, initial: Any) -> list[tuple[int, float, Any]]:
+    """(last epoch, lr factor, prepare(model)) per training phase. An architecture with a
+    freeze-then-unfreeze schedule answers the optional hook ``head_phase(params)`` (as
+    ``transfer`` does) and gets two."""
+    hook = ctx.regs["architectures"].get(ctx.recipe.model.arch).hook("head_phase")
+    phase = hook(ctx.recipe.model.params) if hook is not None and initial is None else None
+    if phase is None or not 0 < phase.epochs < epochs:
         return [(epochs, 1.0, None)]
-    unfreeze = lambda m: arch.set_trainable(m, unfreeze_top=params.unfreeze_top)  # noqa: E731
-    return [(head, 1.0, None), (epochs, params.finetune_lr_factor, unfreeze)]
+    return [(phase.epochs, 1.0, None), (epochs, phase.lr_factor, phase.unfreeze)]
 
 
-def train_one(ctx: Any, prep: Any, fold: Any, folder: Any, *, epochs: int, initial: Any = None,
+def train_one(ctx: RunContext, prep: Prepared, fold: Fold, folder: Any, *, epochs: int, initial: Any = None,
               finetune: dict[str, Any] | None = None) -> Any:
     """Fit a model on ``fold.train`` (resuming from checkpoints in ``folder``); returns it.
     ``initial`` fine-tunes a given model (e.g. a pruned one) instead of building the recipe's,
@@ -89,7 +92,7 @@ def train_one(ctx: Any, prep: Any, fold: Any, folder: Any, *, epochs: int, initi
         if prepare is not None:
             prepare(model)
         with setup.distribution_scope(train):
-            train_model, loss, label_of = setup.training_model(model, train.loss)
+            train_model, loss, label_of = setup.training_model(model, train.loss, declared_outputs(ctx))
             _compile(model, train_model, loss, train, resumed=resumed, optimizer=optimizer, lr=lr * factor)
         common = {"kind": prep.kind, "frames": recipe.data.clip.frames, "label_of": label_of}
         train_ds = train_dataset(prep.store, positions, prep.labels, batch_size=train.batch_size, seed=recipe.seed,
@@ -108,7 +111,7 @@ def train_one(ctx: Any, prep: Any, fold: Any, folder: Any, *, epochs: int, initi
     return model
 
 
-def _callbacks(ctx: Any, folder: Any, train: Any, lr: float, finetune: dict[str, Any] | None) -> list[Any]:
+def _callbacks(ctx: RunContext, folder: Any, train: Any, lr: float, finetune: dict[str, Any] | None) -> list[Any]:
     import keras
 
     if finetune is None:
@@ -120,11 +123,7 @@ def _callbacks(ctx: Any, folder: Any, train: Any, lr: float, finetune: dict[str,
     return out
 
 
-def embedding_model(ctx: Any) -> bool:
-    return ctx.regs["architectures"].get(ctx.recipe.model.arch).declared("EMBEDDING")
-
-
-def run_fold(ctx: Any, prep: Any, fold: Any) -> dict:
+def run_fold(ctx: RunContext, prep: Prepared, fold: Fold) -> dict:
     folder = ctx.folder.file("folds", fold.name)
     if (folder / "metrics.json").is_file():
         return read_json(folder / "metrics.json")  # finished before an interruption
@@ -135,7 +134,7 @@ def run_fold(ctx: Any, prep: Any, fold: Any) -> dict:
         model = train_one(ctx, prep, fold, folder, epochs=ctx.recipe.train.epochs)
         finish_fold(folder, model)
     metrics = {"fold": fold.name, "train_samples": len(fold.train), "val_samples": len(fold.val),
-               **evaluate_fold(model, prep, fold, ctx.recipe, embedding=embedding_model(ctx))}
+               **evaluate_fold(model, prep, fold, ctx.recipe, outputs=declared_outputs(ctx))}
     ctx.folder.write_json(f"folds/{fold.name}/metrics.json", metrics)
     ctx.callbacks.on_fold_end(fold.name, headline(metrics))
     release()
@@ -164,7 +163,7 @@ def release() -> None:
     gc.collect()
 
 
-def run(ctx: Any) -> dict:
+def run(ctx: RunContext) -> dict:
     from ..evaluate.classification import aggregate_folds
 
     prep = prepared(ctx)
@@ -189,7 +188,7 @@ def _best(per_fold: list[dict]) -> str:
     return max(per_fold, key=score)["fold"]
 
 
-def _score_test(ctx: Any, prep: Any, test: np.ndarray, best: str) -> dict:
+def _score_test(ctx: RunContext, prep: Prepared, test: np.ndarray, best: str) -> dict:
     import keras
 
     from ..folds import Fold
@@ -198,12 +197,12 @@ def _score_test(ctx: Any, prep: Any, test: np.ndarray, best: str) -> dict:
     model = keras.saving.load_model(ctx.folder.file("folds", best, "model.keras"), safe_mode=True)
     fold = Fold(name="test", train=np.setdiff1d(np.arange(len(prep.samples)), test), val=test)
     out = {"model": f"folds/{best}/model.keras",
-           **evaluate_fold(model, prep, fold, ctx.recipe, embedding=embedding_model(ctx))}
+           **evaluate_fold(model, prep, fold, ctx.recipe, outputs=declared_outputs(ctx))}
     release()
     return out
 
 
-def _plots(ctx: Any, per_fold: list[dict]) -> None:
+def _plots(ctx: RunContext, per_fold: list[dict]) -> None:
     if not ctx.recipe.evaluate.plots:
         return
     from ..evaluate import plots

@@ -10,7 +10,7 @@ import numpy as np
 
 def predict_rows(model: Any, prep: Any, positions: np.ndarray, recipe: Any, *, output: str) -> tuple[np.ndarray, np.ndarray]:
     """(model output per evaluation window, owning sample position per window). ``output`` is
-    "logits" (class probabilities) or "embedding"."""
+    the layer name of the softmax or of the embedding (``Outputs``)."""
     import keras
 
     from ..data.pipeline import eval_dataset
@@ -34,10 +34,10 @@ def per_sample(values: np.ndarray, owners: np.ndarray) -> tuple[np.ndarray, np.n
     return (sums / counts).astype(np.float32), positions
 
 
-def classification(model: Any, prep: Any, positions: np.ndarray, recipe: Any) -> dict:
+def classification(model: Any, prep: Any, positions: np.ndarray, recipe: Any, *, output: str) -> dict:
     from ..evaluate.classification import classification_metrics
 
-    probs, owners = predict_rows(model, prep, positions, recipe, output="logits")
+    probs, owners = predict_rows(model, prep, positions, recipe, output=output)
     ev = recipe.evaluate
     window = classification_metrics(prep.labels[owners], probs, metrics=["accuracy"], top_k=ev.top_k,
                                     class_names=prep.class_names)
@@ -59,12 +59,12 @@ def _gallery_probe(fold: Any, prep: Any) -> tuple[np.ndarray, np.ndarray]:
     return (normal if len(normal) else train), fold.val
 
 
-def knn(model: Any, prep: Any, fold: Any, recipe: Any) -> dict:
+def knn(model: Any, prep: Any, fold: Any, recipe: Any, *, output: str) -> dict:
     from ..evaluate.knn import protocol_eval
 
     gallery, probe = _gallery_probe(fold, prep)
     positions = np.concatenate([gallery, probe])
-    emb, owners = predict_rows(model, prep, positions, recipe, output="embedding")
+    emb, owners = predict_rows(model, prep, positions, recipe, output=output)
     rows_gallery = np.flatnonzero(np.isin(owners, gallery))
     rows_probe = np.flatnonzero(np.isin(owners, probe) & ~np.isin(owners, gallery))
     cfg = recipe.evaluate.knn
@@ -74,11 +74,12 @@ def knn(model: Any, prep: Any, fold: Any, recipe: Any) -> dict:
                          sequence_ids=owners, protocol=cfg.protocol)
 
 
-def evaluate_fold(model: Any, prep: Any, fold: Any, recipe: Any, *, embedding: bool) -> dict:
+def evaluate_fold(model: Any, prep: Any, fold: Any, recipe: Any, *, outputs: Any) -> dict:
+    """Classification on the declared softmax, k-NN on the declared embedding (``Outputs``)."""
     out: dict[str, Any] = {}
-    has_logits = any(layer.name == "logits" for layer in model.layers)
-    if has_logits and fold.gallery is None:
-        out["classification"] = classification(model, prep, fold.val, recipe)
-    if embedding and recipe.evaluate.knn is not None:
-        out["knn"] = knn(model, prep, fold, recipe)
+    present = outputs.of(model)
+    if present.logits and fold.gallery is None:
+        out["classification"] = classification(model, prep, fold.val, recipe, output=present.logits)
+    if present.embedding and recipe.evaluate.knn is not None:
+        out["knn"] = knn(model, prep, fold, recipe, output=present.embedding)
     return out

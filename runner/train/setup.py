@@ -30,40 +30,45 @@ def _triplet(cfg: Any) -> Any:
     return cls(margin=cfg.margin)
 
 
-def _embedding_output(model: Any) -> Any:
+def _embedding_output(model: Any, name: str) -> Any:
     """The embedding layer's output: (B, D), or (B, S, D) strips; 1x1 conv maps are flattened."""
     import keras
 
-    out = model.get_layer("embedding").output
-    return keras.layers.Flatten(name="embedding_flat")(out) if len(out.shape) > 3 else out
+    out = model.get_layer(name).output
+    return keras.layers.Flatten(name=f"{name}_flat")(out) if len(out.shape) > 3 else out
 
 
-def training_model(model: Any, loss_cfg: Any) -> tuple[Any, Any, Any]:
+def cross_entropy(loss_cfg: Any) -> Any:
+    """Sparse cross-entropy, with ``label_smoothing`` when the recipe sets it."""
+    import keras
+
+    if loss_cfg.label_smoothing > 0:
+        from gaitrun.losses import SmoothedSparseCrossentropy
+
+        return SmoothedSparseCrossentropy(label_smoothing=loss_cfg.label_smoothing)
+    return keras.losses.SparseCategoricalCrossentropy()
+
+
+def training_model(model: Any, loss_cfg: Any, outputs: Any) -> tuple[Any, Any, Any]:
     """(model to fit, its loss, how a label becomes the fit target) for the recipe's loss.
 
     Cross-entropy trains the classifier output; triplet losses train the embedding layer's
     output (the same layers, so the classifier model shares the weights); ``ce_triplet`` trains
-    both outputs with ``ce_weight`` on the cross-entropy."""
+    both outputs with ``ce_weight`` on the cross-entropy. ``outputs``: the layer names the
+    architecture declares (``gaitrun.outputs.Outputs``)."""
     import keras
 
-    ce = keras.losses.SparseCategoricalCrossentropy()
+    ce = cross_entropy(loss_cfg)
+    present = outputs.of(model)
     if loss_cfg.name == "cross_entropy":
         return model, ce, None
     if loss_cfg.name in ("triplet_batch_all", "triplet_batch_hard"):
-        if "embedding" in getattr(model, "output_names", []) or not _has_softmax(model):
+        if present.logits is None or present.embedding in getattr(model, "output_names", []):
             return model, _triplet(loss_cfg), None
-        return keras.Model(model.inputs, _embedding_output(model)), _triplet(loss_cfg), None
-    logits = _classifier_output(model)
-    both = keras.Model(model.inputs, [_embedding_output(model), logits])
+        return keras.Model(model.inputs, _embedding_output(model, present.embedding)), _triplet(loss_cfg), None
+    logits = model.get_layer(present.logits).output
+    both = keras.Model(model.inputs, [_embedding_output(model, present.embedding), logits])
     return both, [_triplet(loss_cfg), ce], lambda y: (y, y)
-
-
-def _has_softmax(model: Any) -> bool:
-    return any(layer.name == "logits" for layer in model.layers)
-
-
-def _classifier_output(model: Any) -> Any:
-    return model.get_layer("logits").output
 
 
 def loss_weights(loss_cfg: Any) -> Any:

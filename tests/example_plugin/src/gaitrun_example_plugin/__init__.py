@@ -1,1 +1,1 @@
-"""An example gaitrun plugin package: one architecture and one augmentation."""
+"""An example gaitrun plugin package: a dataset, an architecture and an augmentation."""

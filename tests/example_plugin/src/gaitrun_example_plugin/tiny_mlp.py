@@ -5,7 +5,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 INPUT_KIND = "image"
-EMBEDDING = False
+LOGITS = "predictions"  # the softmax layer: the core finds it by this declaration
+EMBEDDING = None  # no embedding layer: a plain classifier
 
 
 class Params(BaseModel):

@@ -1,10 +1,13 @@
-"""Small custom Keras layers used by the built-in architectures (no ``Lambda`` layers).
+"""gaitrun's custom Keras layers (no ``Lambda`` layers): used by the built-in architectures,
+understood by the pruning core (``gaitrun.prune``) and needed to load a run's ``model.keras``.
 
 Every layer is registered serializable under the package "gaitrun", so a saved ``.keras`` model
-loads with ``safe_mode=True`` once this module is imported::
+loads in plain Keras (``safe_mode=True``) once this module is imported::
 
-    import gaitrun.plugins.architectures._layers  # noqa: F401  (registers the layers)
-    model = keras.saving.load_model(path)
+    import gaitrun.layers  # noqa: F401  (registers the layers)
+    model = keras.saving.load_model("artifacts/<name>/<run>/folds/0/model.keras")
+
+Plugins may use these layers too; the pruner follows channels through them.
 
 This module imports Keras at module level: import it only where a model is built or loaded.
 """
