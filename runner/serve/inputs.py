@@ -81,6 +81,7 @@ def from_npy(body: bytes, spec: Spec) -> np.ndarray:
         raise InputError(f"not a readable .npy array ({_short(exc)}): expected a .npy file holding a "
                          f"{spec.expected} (object arrays are refused)") from exc
     if not isinstance(x, np.ndarray):
+        x.close()
         raise InputError(f"an .npz archive: expected a single .npy array, a {spec.expected}")
     return check_tensor(x, spec)
 
