@@ -379,3 +379,43 @@ def test_serve_refuses_what_it_cannot_serve(run_cli, tmp_path, digits_run):
         taken.listen()
         code, _, err = run_cli("serve", digits_run, "--port", str(taken.getsockname()[1]))
     assert code == 2 and "cannot listen on" in err
+
+
+# --- TFLite and inertial CSV -----------------------------------------------------------------
+
+HAR_RECIPE = textwrap.dedent("""\
+    name: har_serve
+    seed: 4
+    data:
+      adapter: synthetic_imu
+      params: {subjects: 3, walks: {nm: 2}, windows_per_walk: 2}
+      modality: inertial
+      clip: {frames: 64, size: [1, 9]}
+    model: {arch: har_cnn1d, params: {width: 0.25}}
+    train: {batch_size: 16, epochs: 1}
+    cv: {scheme: holdout, fraction: 0.3, group_by: sequence}
+    deploy: {target: tflite, precision: fp32, batch_sizes: [1], bench: {warmup: 1, iterations: 2}}
+    """)
+
+
+def test_tflite_export_and_inertial_csv(tmp_path):
+    from gaitrun.data.preprocess import prepare
+    from gaitrun.export.parity import run_tflite
+
+    (tmp_path / "har.yaml").write_text(HAR_RECIPE)
+    run = _run(tmp_path / "har.yaml", tmp_path / "artifacts")
+    window = np.random.default_rng(5).standard_normal((150, 9)).astype(np.float32)
+    csv = "ax,ay,az,gx,gy,gz,tx,ty,tz\n" + "\n".join(",".join(repr(float(v)) for v in row) for row in window)
+    x = np.stack(prepare(window, modality="inertial", kind="inertial", frames=64, size=(1, 9)))
+    expected = run_tflite(run / "export" / "model.fp32.tflite", x)
+    with server(run, "--quiet") as client:
+        assert client.get("/v1/model").json()["runtime"].startswith("tflite")
+        response = client.post("/v1/predict", content=csv, headers={"content-type": "text/csv"})
+        assert response.status_code == 200, response.text
+        np.testing.assert_allclose([p["scores"] for p in response.json()["predictions"]], expected, atol=1e-6)
+        assert len(expected) == 2  # 150 steps: two whole windows of 64
+        for bad in ("1,2,3\n4,5,6", "a,b\nc,d", "nan," * 8 + "nan"):
+            r = client.post("/v1/predict", content=bad, headers={"content-type": "text/csv"})
+            assert r.status_code == 400 and "expected" in r.json()["error"], r.text
+        png = client.post("/v1/predict", content=b"\x89PNG", headers={"content-type": "video/mp4"})
+        assert png.status_code == 415

@@ -52,7 +52,7 @@ def tflite_runtime(path: Path, threads: int) -> Runtime:
         interp.invoke()
         return interp.get_tensor(out["index"]).copy()
 
-    return Runtime("tflite", "", run)
+    return Runtime("tflite", "", run)  # the interpreter has no version of its own
 
 
 def load_runtime(path: Path, threads: int) -> Runtime:
