@@ -3,12 +3,14 @@ server's memory over many requests. Target: >= 0.7x in-process throughput at 32 
 
 For a finished run with an ONNX export, in one run on this machine:
 
-1. in process: one ONNX Runtime session (same thread count as the server) on batches of 1, 8
-   and 32 rows; rows/s, and p50/p95 of one call;
+1. in process: one ONNX Runtime session (same thread count as the server, default options) on
+   batches of 1, 8 and 32 rows; rows/s, and p50/p95 of one call;
 2. served: `gaitrun serve RUN` in a subprocess on 127.0.0.1 (dynamic batching on, --max-batch
    32), loaded by 1, 8 and 32 concurrent clients, each sending one row per request
    (application/x-npy) in a closed loop over keep-alive connections; rows/s, p50/p95 of a
-   request as the client sees it. The ratio compares C clients with in-process batch C;
+   request as the client sees it. The ratio compares C clients with in-process batch C; the two
+   alternate in short rounds (the machine is shared and its load moves) and the median ratio
+   over the rounds is reported with its range;
 3. memory: the server's resident set size after warm-up and every 2,000 requests up to
    --rss-requests (default 10,000).
 
@@ -17,7 +19,7 @@ overhead to speak of), so client and server share the 2 cores, as the in-process
 does not; this is counted against serving. Traffic goes to 127.0.0.1 only; every phase is
 bounded in requests and time.
 
-    python bench/serve.py RUN_FOLDER [--seconds 8] [--threads 2] [--rss-requests 10000]
+    python bench/serve.py RUN_FOLDER [--rounds 5] [--seconds 2] [--threads 2] [--rss-requests 10000]
 """
 
 from __future__ import annotations
@@ -56,27 +58,24 @@ def percentiles(ms: list[float]) -> tuple[float, float]:
     return statistics.median(ms), ms[min(len(ms) - 1, int(round(0.95 * (len(ms) - 1))))]
 
 
-def in_process(model: Path, shape: tuple[int, ...], threads: int, seconds: float) -> dict[int, dict]:
+def session_runner(model: Path, threads: int):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    rng = np.random.default_rng(0)
-    out = {}
-    for batch in LEVELS:
-        x = rng.random((batch, *shape), dtype=np.float32)
-        for _ in range(3):
-            session.run(None, {name: x})
-        times, start = [], time.perf_counter()
-        while time.perf_counter() - start < seconds or len(times) < 5:
-            t = time.perf_counter()
-            session.run(None, {name: x})
-            times.append((time.perf_counter() - t) * 1000)
-        p50, p95 = percentiles(times)
-        out[batch] = {"rows_per_s": batch * len(times) / (time.perf_counter() - start), "p50_ms": p50, "p95_ms": p95}
-    return out
+    return lambda x: session.run(None, {name: x})
+
+
+def in_process(run, x: np.ndarray, seconds: float) -> tuple[float, list[float]]:
+    """(rows/s, call latencies in ms) of ``run`` on batch ``x`` for ``seconds``."""
+    times, start = [], time.perf_counter()
+    while time.perf_counter() - start < seconds or len(times) < 3:
+        t = time.perf_counter()
+        run(x)
+        times.append((time.perf_counter() - t) * 1000)
+    return len(x) * len(times) / (time.perf_counter() - start), times
 
 
 def npy(x: np.ndarray) -> bytes:
@@ -113,9 +112,40 @@ async def load(port: int, body: bytes, clients: int, seconds: float, requests: i
     start = time.perf_counter()
     errors = await asyncio.gather(*[_client(port, body, start + seconds, budget, latencies) for _ in range(clients)])
     wall = time.perf_counter() - start
-    p50, p95 = percentiles(latencies)
-    return {"rows_per_s": len(latencies) / wall, "p50_ms": p50, "p95_ms": p95, "requests": len(latencies),
+    return {"rows_per_s": len(latencies) / wall, "latencies": latencies, "requests": len(latencies),
             "errors": sum(errors)}
+
+
+def compare(run, port: int, shape: tuple[int, ...], rounds: int, seconds: float) -> None:
+    """Rounds of (in process at batch C, served with C clients) for each C, interleaved, so that
+    both sides of a ratio see the same machine load; the median ratio over rounds is reported."""
+    rng = np.random.default_rng(1)
+    body = npy(rng.random((1, *shape), dtype=np.float32))
+    batches = {c: rng.random((c, *shape), dtype=np.float32) for c in LEVELS}
+    for x in batches.values():
+        run(x)
+    asyncio.run(load(port, body, 8, 2.0, 2000))  # warm-up
+    res = {c: {"base": [], "served": [], "base_ms": [], "served_ms": [], "errors": 0} for c in LEVELS}
+    for _ in range(rounds):
+        for c in LEVELS:
+            rate, ms = in_process(run, batches[c], seconds)
+            served = asyncio.run(load(port, body, c, seconds, 10**9))
+            r = res[c]
+            r["base"].append(rate)
+            r["base_ms"] += ms
+            r["served"].append(served["rows_per_s"])
+            r["served_ms"] += served["latencies"]
+            r["errors"] += served["errors"]
+    print("\n| clients = batch | in-process rows/s | p50 / p95 ms | served rows/s | p50 / p95 ms "
+          "| ratio, median (range) | errors |")
+    print("|---|---|---|---|---|---|---|")
+    for c in LEVELS:
+        r = res[c]
+        ratios = [s / b for s, b in zip(r["served"], r["base"], strict=True)]
+        bp, sp = percentiles(r["base_ms"]), percentiles(r["served_ms"])
+        print(f"| {c} | {statistics.median(r['base']):.0f} | {bp[0]:.2f} / {bp[1]:.2f} | "
+              f"{statistics.median(r['served']):.0f} | {sp[0]:.2f} / {sp[1]:.2f} | "
+              f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) | {r['errors']} |")
 
 
 def free_port() -> int:
@@ -124,12 +154,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(run: Path, port: int, threads: int) -> subprocess.Popen:
+def start_server(run: Path, port: int, threads: int, max_wait_ms: float) -> subprocess.Popen:
     import urllib.request
 
     exe = Path(sys.executable).parent / "gaitrun"
     proc = subprocess.Popen([str(exe), "serve", str(run), "--host", HOST, "--port", str(port), "--quiet",
-                             "--threads", str(threads), "--max-batch", "32"])
+                             "--threads", str(threads), "--max-batch", "32",
+                             "--max-wait-ms", str(max_wait_ms)])
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -148,11 +179,26 @@ def rss_mb(pid: int) -> float:
     return psutil.Process(pid).memory_info().rss / 2**20
 
 
+def rss(proc: subprocess.Popen, port: int, shape: tuple[int, ...], requests: int) -> None:
+    body = npy(np.random.default_rng(2).random((1, *shape), dtype=np.float32))
+    print(f"\n# server RSS over {requests} requests (8 clients), MB:")
+    start_rss, done = rss_mb(proc.pid), 0
+    print(f"start {start_rss:.1f}")
+    while done < requests:
+        r = asyncio.run(load(port, body, 8, 600.0, min(2000, requests - done)))
+        done += r["requests"]
+        print(f"after {done}: {rss_mb(proc.pid):.1f} (errors {r['errors']})")
+    end = rss_mb(proc.pid)
+    print(f"end {end:.1f} (growth {end - start_rss:+.1f} MB); load avg {os.getloadavg()}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", type=Path)
-    ap.add_argument("--seconds", type=float, default=8.0, help="per level, in process and served")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds per level")
+    ap.add_argument("--seconds", type=float, default=2.0, help="per round and side")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--max-wait-ms", type=float, default=2.0)
     ap.add_argument("--rss-requests", type=int, default=10_000)
     args = ap.parse_args()
 
@@ -162,29 +208,13 @@ def main() -> None:
     if model.artifact.suffix != ".onnx":
         raise SystemExit(f"{args.run}: bench/serve.py compares with ONNX Runtime; the export is {model.artifact.name}")
     print(f"# {machine()}")
-    print(f"# run {model.run_id}: {model.target} {model.precision}, input {model.input_shape}, threads {args.threads}")
-    base = in_process(model.artifact, model.input_shape, args.threads, args.seconds)
-    body = npy(np.random.default_rng(1).random((1, *model.input_shape), dtype=np.float32))
+    print(f"# run {model.run_id}: {model.target} {model.precision}, input {model.input_shape}, "
+          f"threads {args.threads}, max-batch 32, max-wait-ms {args.max_wait_ms:g}")
     port = free_port()
-    proc = start_server(args.run, port, args.threads)
+    proc = start_server(args.run, port, args.threads, args.max_wait_ms)
     try:
-        asyncio.run(load(port, body, 8, 2.0, 2000))  # warm-up
-        served = {c: asyncio.run(load(port, body, c, args.seconds, 10**9)) for c in LEVELS}
-        print("\n| clients = batch | in-process rows/s | p50 / p95 ms | served rows/s | p50 / p95 ms | ratio | errors |")
-        print("|---|---|---|---|---|---|---|")
-        for c in LEVELS:
-            b, s = base[c], served[c]
-            print(f"| {c} | {b['rows_per_s']:.0f} | {b['p50_ms']:.2f} / {b['p95_ms']:.2f} | {s['rows_per_s']:.0f} | "
-                  f"{s['p50_ms']:.2f} / {s['p95_ms']:.2f} | {s['rows_per_s'] / b['rows_per_s']:.2f}x | {s['errors']} |")
-        print(f"\n# server RSS over {args.rss_requests} requests (8 clients), MB:")
-        start_rss, done = rss_mb(proc.pid), 0
-        print(f"start {start_rss:.1f}")
-        while done < args.rss_requests:
-            step = min(2000, args.rss_requests - done)
-            r = asyncio.run(load(port, body, 8, 600.0, step))
-            done += r["requests"]
-            print(f"after {done}: {rss_mb(proc.pid):.1f} (errors {r['errors']})")
-        print(f"end {rss_mb(proc.pid):.1f} (growth {rss_mb(proc.pid) - start_rss:+.1f} MB); load avg {os.getloadavg()}")
+        compare(session_runner(model.artifact, args.threads), port, model.input_shape, args.rounds, args.seconds)
+        rss(proc, port, model.input_shape, args.rss_requests)
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -30,6 +30,8 @@ def onnx_runtime(path: Path, threads: int) -> Runtime:
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
+    # idle intra-op threads must not spin: the event loop needs the cores between batches
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return Runtime("onnxruntime", ort.__version__, lambda x: session.run(None, {name: x})[0])
