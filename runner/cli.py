@@ -122,28 +122,26 @@ def _serve_parser(sub: Any) -> None:
     p.set_defaults(func=cmd_serve, json=False)
 
 
-def _int_range(lo: int, hi: int) -> Any:
-    def parse(text: str) -> int:
+def _number(kind: type, lo: float, hi: float) -> Any:
+    """An argparse type: a ``kind`` (int or float) in [lo, hi], else a one-line error."""
+    def parse(text: str) -> Any:
         try:
-            value = int(text)
+            value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"expected {lo} <= value <= {hi}, got {value}")
-        return value
-    return parse
-
-
-def _float_range(lo: float, hi: float) -> Any:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
         if not lo <= value <= hi:
             raise argparse.ArgumentTypeError(f"expected {lo:g} <= value <= {hi:g}, got {value:g}")
         return value
     return parse
+
+
+def _int_range(lo: int, hi: int) -> Any:
+    return _number(int, lo, hi)
+
+
+def _float_range(lo: float, hi: float) -> Any:
+    return _number(float, lo, hi)
 
 
 # --- output helpers ---------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -38,23 +37,13 @@ def onnx_runtime(path: Path, threads: int) -> Runtime:
 
 
 def tflite_runtime(path: Path, threads: int) -> Runtime:
-    from ..export.parity import _tflite_interpreter
+    import tensorflow as tf
 
-    interp = _tflite_interpreter(path)
-    interp.allocate_tensors()
-    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-    shape: list[Any] = [tuple(inp["shape"])]
+    from ..bench import _tflite_runner
 
-    def run(x: np.ndarray) -> np.ndarray:
-        if shape[0] != x.shape:
-            interp.resize_tensor_input(inp["index"], x.shape)
-            interp.allocate_tensors()
-            shape[0] = x.shape
-        interp.set_tensor(inp["index"], x)
-        interp.invoke()
-        return interp.get_tensor(out["index"]).copy()
-
-    return Runtime("tflite", "", run)  # the interpreter has no version of its own
+    run = _tflite_runner(path, threads)
+    return Runtime("tflite", f"(TensorFlow {tf.__version__})", lambda x: np.array(run(x)))  # a copy: the
+    # interpreter reuses its output buffer on the next call
 
 
 def load_runtime(path: Path, threads: int) -> Runtime:
