@@ -20,7 +20,7 @@ from fastapi import Request
 from .batcher import Batcher
 from .drift import DriftMonitor
 from .gallery import SUBJECT, Gallery, walk_embedding
-from .inputs import MAX_FRAMES, InputError, decode, multipart_input, spec_for
+from .inputs import MAX_FRAMES, InputError, Spec, decode, multipart_input, spec_for
 from .metrics import Metrics
 from .model import ServedModel
 from .runtime import Runtime
@@ -49,9 +49,10 @@ class State:
     runtime: Runtime
     options: ServeOptions
     metrics: Metrics
-    batcher: Batcher
     gallery: Gallery
     drift: DriftMonitor | None
+    spec: Spec
+    batcher: Batcher | None = None
 
 
 def _on_batch(state: State) -> Any:
@@ -82,7 +83,7 @@ def build_state(model: ServedModel, runtime: Runtime, options: ServeOptions) -> 
     knn = model.recipe.evaluate.knn
     gallery = Gallery(options.gallery or model.folder / "serve" / "gallery.npz",
                       metric=knn.metric if knn is not None else "euclidean")
-    state = State(model, runtime, options, metrics, None, gallery, drift)  # type: ignore[arg-type]
+    state = State(model, runtime, options, metrics, gallery, drift, spec_for(model, options.max_body))
     state.batcher = Batcher(runtime.run, max_batch=options.max_batch, max_wait_ms=options.max_wait_ms,
                             on_batch=_on_batch(state))
     return state
@@ -92,7 +93,7 @@ async def read_inputs(request: Any, state: State) -> np.ndarray:
     """The request's model inputs (tensors, or raw uploads through the training preprocessing)."""
     from starlette.concurrency import run_in_threadpool
 
-    spec = spec_for(state.model, state.options.max_body)
+    spec = state.spec
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() == "multipart/form-data":
         async with request.form(max_files=MAX_FRAMES) as form:
@@ -111,9 +112,9 @@ async def read_inputs(request: Any, state: State) -> np.ndarray:
 def _predictions(model: ServedModel, out: np.ndarray) -> dict:
     if model.embedding:
         return {"embeddings": out.tolist()}
-    return {"predictions": [{"index": int(row.argmax()), "label": model.labels[int(row.argmax())]
-                             if int(row.argmax()) < len(model.labels) else str(int(row.argmax())),
-                             "scores": row.tolist()} for row in out]}
+    labels = model.labels
+    return {"predictions": [{"index": i, "label": labels[i] if i < len(labels) else str(i), "scores": row.tolist()}
+                            for i, row in zip(out.argmax(-1).tolist(), out, strict=True)]}
 
 
 def _need_embeddings(model: ServedModel) -> None:

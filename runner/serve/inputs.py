@@ -98,9 +98,15 @@ def from_json(body: bytes, spec: Spec) -> np.ndarray:
         x = np.asarray(doc["inputs"])
     except (ValueError, RecursionError) as exc:
         raise InputError(f"'inputs' is ragged ({_short(exc)}): expected {expected}") from exc
-    if x.dtype.kind not in "iuf":
-        raise InputError(f"'inputs' holds {'booleans' if x.dtype.kind == 'b' else 'non-numbers'}: expected {expected}")
+    if x.dtype.kind not in "iuf" or _has_booleans(doc["inputs"]):
+        raise InputError(f"'inputs' holds non-numbers (strings, booleans or null): expected {expected}")
     return check_tensor(x.astype(np.float32), spec)
+
+
+def _has_booleans(numbers: Any) -> bool:
+    """NumPy reads [true, 1.5] as [1.0, 1.5]; the JSON text of numbers-only lists has no true/false."""
+    text = json.dumps(numbers)
+    return "true" in text or "false" in text
 
 
 def _short(exc: BaseException) -> str:
