@@ -198,7 +198,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds per level")
     ap.add_argument("--seconds", type=float, default=2.0, help="per round and side")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--max-wait-ms", type=float, default=2.0)
+    ap.add_argument("--max-wait-ms", type=float, default=0.0)
     ap.add_argument("--rss-requests", type=int, default=10_000)
     args = ap.parse_args()
 

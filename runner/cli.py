@@ -110,8 +110,9 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 in a container)")
     p.add_argument("--port", type=_int_range(0, 65535), default=8000)
     p.add_argument("--max-batch", type=_int_range(1, 4096), default=32, help="rows per model run (dynamic batching)")
-    p.add_argument("--max-wait-ms", type=_float_range(0, 10_000), default=2.0,
-                   help="how long a batch waits for more requests")
+    p.add_argument("--max-wait-ms", type=_float_range(0, 10_000), default=0.0,
+                   help="how long a batch waits for more requests (default 0: it takes what queued while "
+                        "the previous batch ran, as Triton's default)")
     p.add_argument("--max-body-mb", type=_float_range(0.001, 4096), default=16.0, help="largest request body")
     p.add_argument("--threads", type=_int_range(1, 1024), default=None, help="inference threads (default: all cores)")
     p.add_argument("--drift-threshold", type=_float_range(0, 1e6), default=0.25,

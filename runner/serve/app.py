@@ -32,7 +32,7 @@ TENSOR_TYPES = ("application/x-npy", "application/json")
 @dataclass(frozen=True)
 class ServeOptions:
     max_batch: int = 32
-    max_wait_ms: float = 2.0
+    max_wait_ms: float = 0.0
     max_body_mb: float = 16.0
     drift_threshold: float = 0.25
     drift_window: int = 256
