@@ -137,10 +137,10 @@ def digits(digits_run):
 
 def test_model_description(digits, digits_run):
     info = digits.get("/v1/model").json()
-    export = json.loads((digits_run / "export" / "export.json").read_text())
+    serving = json.loads((digits_run / "export" / "serving.json").read_text())
     assert info["run_id"] == digits_run.name and info["recipe_hash"] == digits_run.name.rsplit("-", 1)[1]
     assert info["input_shape"] == [8, 8, 3] and info["input_name"] == "input"
-    assert info["labels"] == export["labels"] == [str(d) for d in range(10)]
+    assert info["labels"] == serving["labels"] == [str(d) for d in range(10)]
     assert (info["precision"], info["output"]) == ("fp32", "class scores")
     assert info["runtime"].startswith("onnxruntime")
 

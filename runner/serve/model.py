@@ -1,7 +1,9 @@
 """What the server knows about the run it serves, read from the run folder.
 
-``export/export.json`` names the deployed artifact, its precision and (since serving was
-added) the labels, input shape, layout and modality; older runs fall back to ``data.json``.
+``export/export.json`` names the deployed artifact and its precision; ``export/serving.json``
+(written by the export stage, :func:`write_serving_info`) the labels, input shape, layout and
+modality, and ``export/input_stats.json`` the training inputs' statistics for drift. Runs
+exported before serving existed fall back to ``data.json`` and have no drift statistics.
 An export whose parity metric is ``rank1`` outputs embeddings; otherwise class scores.
 """
 
@@ -13,7 +15,9 @@ from typing import Any
 
 from ..atomic import read_json
 from ..errors import RunFolderError, UsageError
-from .drift import STATS_FILE
+from .drift import STATS_FILE, STATS_WINDOWS, training_stats
+
+SERVING_FILE = "serving.json"
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,18 @@ def raw_formats(modality: str, layout: str) -> list[str]:
     return formats
 
 
+def write_serving_info(ctx: Any, prep: Any, fold: Any) -> None:
+    """Export stage: ``export/serving.json`` and ``export/input_stats.json`` (per-channel statistics
+    of ``STATS_WINDOWS`` windows drawn from the deployed fold's training split)."""
+    from ..deploy_data import calibration
+
+    x, _ = calibration(prep, fold.train, ctx.recipe, STATS_WINDOWS)
+    ctx.folder.write_json(f"export/{STATS_FILE}", training_stats(x, seed=ctx.recipe.seed))
+    ctx.folder.write_json(f"export/{SERVING_FILE}", {
+        "labels": list(prep.class_names), "input_shape": list(prep.input_shape), "layout": prep.kind,
+        "modality": ctx.recipe.data.modality, "input_stats": STATS_FILE})
+
+
 def _read(path: Path, hint: str) -> Any:
     if not path.is_file():
         raise RunFolderError(f"{path} is missing; {hint}")
@@ -75,14 +91,19 @@ def load_served_model(folder: Path) -> ServedModel:
         raise UsageError(f"{folder}/export: the {export.get('target')} export has no runnable model here "
                          f"({export.get('reason') or export.get('status')}); export to onnx or tflite")
     data = _read(folder / "data.json", f"run 'gaitrun resume {folder}'")
+    info = _read(folder / "export" / SERVING_FILE, "") if (folder / "export" / SERVING_FILE).is_file() else {}
     recipe = load_recipe(folder / "recipe.yaml").recipe
-    labels = export.get("labels") or list(data.get("classes", {}))
-    stats_path = folder / "export" / export.get("input_stats", STATS_FILE)
+    labels = info.get("labels") or list(data.get("classes", {}))
+    shape = info.get("input_shape") or data.get("input_shape")
+    if not shape:
+        raise RunFolderError(f"{folder}: neither export/{SERVING_FILE} nor data.json records the input shape; "
+                             f"run 'gaitrun export {folder}' again")
+    stats_path = folder / "export" / info.get("input_stats", STATS_FILE)
     return ServedModel(
         folder=folder, run_id=manifest.get("run_id", folder.name), recipe_hash=manifest.get("recipe_hash", ""),
         artifact=folder / "export" / export["model"], target=export["target"], precision=export["precision"],
         input_name=export.get("input_name", "input"),
-        input_shape=tuple(export.get("input_shape") or data["input_shape"]), labels=[str(x) for x in labels],
+        input_shape=tuple(shape), labels=[str(x) for x in labels],
         embedding=(export.get("parity") or {}).get("metric") == "rank1",
-        layout=export.get("layout") or data.get("layout", ""), modality=export.get("modality") or recipe.data.modality,
+        layout=info.get("layout") or data.get("layout", ""), modality=info.get("modality") or recipe.data.modality,
         recipe=recipe, stats=read_json(stats_path) if stats_path.is_file() else None)

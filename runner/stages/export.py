@@ -12,6 +12,7 @@ import numpy as np
 from ..deploy_data import best_fold, calibration, deployed_model_path, windows
 from ..errors import StageError
 from ..keras_io import load_model
+from ..serve.model import write_serving_info
 from .data import prepared
 
 
@@ -62,18 +63,6 @@ def parity(ctx: Any, model: Any, result: dict, prep: Any, fold: Any) -> dict:
     return report
 
 
-def serving_info(ctx: Any, prep: Any, fold: Any) -> dict:
-    """What ``gaitrun serve`` needs besides the artifact: labels, input layout, and the training
-    inputs' per-channel statistics for drift monitoring (``export/input_stats.json``)."""
-    from ..serve.drift import STATS_FILE, STATS_WINDOWS, training_stats
-
-    x, _ = calibration(prep, fold.train, ctx.recipe, STATS_WINDOWS)
-    ctx.folder.write_json(f"export/{STATS_FILE}", training_stats(x, seed=ctx.recipe.seed))
-    data = ctx.recipe.data
-    return {"labels": list(prep.class_names), "input_shape": list(prep.input_shape), "layout": prep.kind,
-            "modality": data.modality, "input_stats": STATS_FILE}
-
-
 def run(ctx: Any) -> dict:
 
     prep = prepared(ctx)
@@ -81,10 +70,10 @@ def run(ctx: Any) -> dict:
     path = deployed_model_path(ctx)
     model = load_model(path)
     d = ctx.recipe.deploy
+    write_serving_info(ctx, prep, fold)
     exporter = ctx.regs["exporters"].get(d.target)
     result = exporter.impl("export")(model, params=d, ctx=_context(ctx, prep, fold))
     result["source_model"] = str(path.relative_to(ctx.folder.path)) if path.is_relative_to(ctx.folder.path) else str(path)
-    result.update(serving_info(ctx, prep, fold))
     if result.get("model"):
         result["parity"] = parity(ctx, model, result, prep, fold)
     ctx.folder.write_json("export/export.json", result)
