@@ -129,7 +129,7 @@ def _metric(client: httpx.Client, name: str, **labels: str) -> float:
 
 @pytest.fixture(scope="module")
 def digits(digits_run):
-    with server(digits_run, "--max-body-mb", "1", "--max-wait-ms", "5") as client:
+    with server(digits_run, "--max-body-mb", "1", "--max-wait-ms", "5", "--drift-window", "20") as client:
         yield client
 
 
@@ -259,21 +259,20 @@ def test_metrics_count_requests(digits):
     assert "gaitrun_predicted_class_total{label=" in text
 
 
-def test_drift_alert_crosses_the_threshold(digits_run):
+def test_drift_alert_crosses_the_threshold(digits):
+    """The window holds the last 20 inputs: 20 training-like images, then 20 brighter inputs."""
     import cv2
     from sklearn.datasets import load_digits
 
-    images = np.rint(load_digits().images[:20] * 255 / 16).astype(np.uint8)
-    with server(digits_run, "--drift-window", "20", "--drift-threshold", "0.25", "--quiet") as client:
-        assert _metric(client, "gaitrun_drift_psi") == -1
-        for image in images:  # training-like inputs, as a camera would send them
-            png = cv2.imencode(".png", image)[1].tobytes()
-            assert client.post("/v1/predict", content=png, headers={"content-type": "image/png"}).status_code == 200
-        calm = _metric(client, "gaitrun_drift_psi")
-        assert 0 <= calm < 0.25 and _metric(client, "gaitrun_drift_alert") == 0
-        bright = np.clip(np.random.default_rng(2).random((20, 8, 8, 3)) + 0.5, 0, 1).astype(np.float32)
-        client.post("/v1/predict", content=_npy(bright), headers={"content-type": "application/x-npy"})
-        assert _metric(client, "gaitrun_drift_psi") > 0.25 and _metric(client, "gaitrun_drift_alert") == 1
+    for image in np.rint(load_digits().images[:20] * 255 / 16).astype(np.uint8):  # as a camera sends them
+        png = cv2.imencode(".png", image)[1].tobytes()
+        assert digits.post("/v1/predict", content=png, headers={"content-type": "image/png"}).status_code == 200
+    calm = _metric(digits, "gaitrun_drift_psi")
+    assert 0 <= calm < 0.25 and _metric(digits, "gaitrun_drift_alert") == 0
+    bright = np.clip(np.random.default_rng(2).random((20, 8, 8, 3)) + 0.5, 0, 1).astype(np.float32)
+    digits.post("/v1/predict", content=_npy(bright), headers={"content-type": "application/x-npy"})
+    assert _metric(digits, "gaitrun_drift_psi") > 0.25 and _metric(digits, "gaitrun_drift_alert") == 1
+    assert _metric(digits, "gaitrun_drift_window_inputs") == 20
 
 
 # --- embeddings and the gallery --------------------------------------------------------------
@@ -298,14 +297,40 @@ def _walk_embedding(run: Path, folder: Path) -> np.ndarray:
     return walk_embedding(_ort(run, x.astype(np.float32)))
 
 
-def test_embeddings_equal_in_process_onnxruntime(gait_run):
+def _video(folder: Path, path: Path) -> np.ndarray:
+    """Write ``folder``'s PNG frames as an MJPG video; returns the model inputs made from it in process."""
+    import cv2
+
+    from gaitrun.data.preprocess import prepare
+    from gaitrun.data.records import Sample
+    from gaitrun.plugins.datasets import video_folder
+
+    frames = [cv2.imread(str(p)) for p in sorted(folder.glob("*.png"))]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, frames[0].shape[1::-1])
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    raw = video_folder.load(Sample(path=str(path), label="x"), video_folder.Params(root=str(path.parent)))
+    grey = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in raw])
+    return np.stack(prepare(grey, modality="silhouette", kind="frame_set", frames=6, size=(16, 12))).astype(np.float32)
+
+
+def test_embeddings_and_video_upload_equal_in_process_onnxruntime(gait_run, tmp_path):
     x = np.random.default_rng(3).random((3, 6, 16, 12, 1), dtype=np.float32)
+    video = tmp_path / "walk.avi"
+    from_video = _video(gait_run.parents[2] / "walks" / "004" / "nm-01" / "090", video)
     with server(gait_run, "--quiet") as client:
+        assert _metric(client, "gaitrun_drift_psi") == -1  # no input yet
         info = client.get("/v1/model").json()
         assert info["output"] == "embedding" and info["input_shape"] == [6, 16, 12, 1]
         response = client.post("/v1/predict", content=_npy(x), headers={"content-type": "application/x-npy"})
         assert response.status_code == 200, response.text
         np.testing.assert_allclose(response.json()["embeddings"], _ort(gait_run, x), atol=1e-5)
+        response = client.post("/v1/predict", content=video.read_bytes(), headers={"content-type": "video/x-msvideo"})
+        assert response.status_code == 200, response.text
+        np.testing.assert_allclose(response.json()["embeddings"], _ort(gait_run, from_video), atol=1e-5)
+        bad = client.post("/v1/predict", content=b"not a video", headers={"content-type": "video/mp4"})
+        assert bad.status_code == 400 and "expected" in bad.json()["error"]
 
 
 def test_gallery_enrol_identify_delete_and_survive_restart(gait_run):
@@ -341,30 +366,6 @@ def test_gallery_enrol_identify_delete_and_survive_restart(gait_run):
         assert client.delete("/v1/gallery/s002").status_code == 200
     with server(gait_run, "--quiet") as client:
         assert client.get("/v1/gallery").json() == {"subjects": ["s001"], "walks": 1}
-
-
-def test_video_upload_goes_through_the_video_adapter(gait_run, tmp_path):
-    import cv2
-
-    from gaitrun.data.preprocess import prepare
-    from gaitrun.data.records import Sample
-    from gaitrun.plugins.datasets import video_folder
-
-    frames = [cv2.imread(str(p)) for p in sorted((gait_run.parents[2] / "walks" / "004" / "nm-01" / "090").glob("*.png"))]
-    video = tmp_path / "walk.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, frames[0].shape[1::-1])
-    for f in frames:
-        writer.write(f)
-    writer.release()
-    raw = video_folder.load(Sample(path=str(video), label="x"), video_folder.Params(root=str(tmp_path)))
-    grey = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in raw])
-    x = np.stack(prepare(grey, modality="silhouette", kind="frame_set", frames=6, size=(16, 12))).astype(np.float32)
-    with server(gait_run, "--quiet") as client:
-        response = client.post("/v1/predict", content=video.read_bytes(), headers={"content-type": "video/x-msvideo"})
-        assert response.status_code == 200, response.text
-        np.testing.assert_allclose(response.json()["embeddings"], _ort(gait_run, x), atol=1e-5)
-        bad = client.post("/v1/predict", content=b"not a video", headers={"content-type": "video/mp4"})
-        assert bad.status_code == 400 and "expected" in bad.json()["error"]
 
 
 # --- command line ----------------------------------------------------------------------------
