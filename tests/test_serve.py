@@ -178,6 +178,19 @@ def _chunks(data: bytes):
         yield data[i:i + 65536]
 
 
+def _png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims a huge image (a decompression bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 4096))
+            + chunk(b"IEND", b""))
+
+
 BAD = {
     "garbage bytes": ("application/x-npy", b"\x93NUMPY garbage \x00\x01\x02"),
     "wrong shape": ("application/x-npy", _npy(np.zeros((2, 8, 8), np.float32))),
@@ -197,6 +210,7 @@ BAD = {
     "deep json": ("application/json", b'{"inputs": ' + b"[" * 100000 + b"]" * 100000 + b"}"),
     "bad zip": ("application/zip", b"PK\x03\x04 not really"),
     "bad png": ("image/png", b"\x89PNG\r\n\x1a\n truncated"),
+    "png bomb": ("image/png", _png_claiming(30000, 30000)),
     "unknown type": ("application/octet-stream", b"abc"),
     "oversize": ("application/x-npy", b"\0" * (2 * 2**20)),
 }

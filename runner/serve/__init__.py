@@ -44,12 +44,16 @@ def _logging(quiet: bool) -> None:
 
 def serve(run_folder: Path, *, host: str, port: int, threads: int, options: object, quiet: bool = False) -> int:
     """Load the run's export and serve it until interrupted."""
+    import os
+
     import uvicorn
 
     from .app import create_app
     from .model import load_served_model
     from .runtime import load_runtime
 
+    # OpenCV refuses images above this many pixels (its default, 2^30, lets a tiny PNG claim GBs)
+    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(1 << 26))
     _check_port(host, port)
     model = load_served_model(run_folder)
     runtime = load_runtime(model.artifact, threads)

@@ -34,6 +34,7 @@ from ..errors import DataError
 VIDEO_SUFFIXES = (".avi", ".mkv", ".mov", ".mp4")
 MAX_FRAMES = 2000  # PNG frames per request
 UNZIP_FACTOR = 8  # a zip may expand to this many times the body limit
+MAX_DECODED = 1 << 30  # bytes of decoded video frames per request
 
 
 class InputError(Exception):
@@ -158,6 +159,8 @@ def frames_input(files: list[tuple[str, bytes]], spec: Spec) -> np.ndarray:
         raise InputError("no .png file in the upload: expected PNG frames (zip or multipart)")
     if len(pngs) > MAX_FRAMES:
         raise InputError(f"{len(pngs)} frames: at most {MAX_FRAMES} per request", status=413)
+    import cv2
+
     with tempfile.TemporaryDirectory(prefix="gaitrun-serve-") as tmp:
         for i, (_, data) in enumerate(pngs):
             (Path(tmp) / f"{i:06d}.png").write_bytes(data)
@@ -165,6 +168,9 @@ def frames_input(files: list[tuple[str, bytes]], spec: Spec) -> np.ndarray:
             raw = _read_frames(Path(tmp), spec)
         except DataError as exc:
             raise InputError(f"cannot read the frames: {exc.reason.split(';')[0]}; expected PNG images") from exc
+        except cv2.error as exc:  # e.g. a header claiming more pixels than OPENCV_IO_MAX_IMAGE_PIXELS
+            raise InputError(f"cannot decode the frames ({_short(exc).strip()[:120]}); expected PNG images "
+                             "of camera size") from exc
     return windows(raw, spec)
 
 
@@ -189,6 +195,7 @@ def video_input(data: bytes, suffix: str, spec: Spec) -> np.ndarray:
     with tempfile.TemporaryDirectory(prefix="gaitrun-serve-") as tmp:
         path = Path(tmp) / f"upload{suffix}"
         path.write_bytes(data)
+        _check_video_size(path, spec)
         try:
             raw = video_folder.load(Sample(path=str(path), label="request"),
                                     video_folder.Params(root=tmp, max_frames=spec.video_max_frames))
@@ -200,6 +207,24 @@ def video_input(data: bytes, suffix: str, spec: Spec) -> np.ndarray:
 
         raw = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in raw])
     return windows(raw, spec)
+
+
+def _check_video_size(path: Path, spec: Spec) -> None:
+    """Refuse a video whose decoded frames would not fit ``MAX_DECODED`` bytes (a few MB of H.264
+    can hold thousands of full-HD frames), from its container's frame count and size."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    try:
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        if spec.video_max_frames is not None:
+            count = min(count, spec.video_max_frames)
+        pixels = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)) * int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    finally:
+        capture.release()
+    if count * pixels * 3 > MAX_DECODED or count > MAX_FRAMES:
+        raise InputError(f"the video holds {count} frames of {pixels} pixels: expected at most {MAX_FRAMES} "
+                         f"frames and {MAX_DECODED >> 20} MB decoded; cut or downscale it", status=413)
 
 
 def csv_input(body: bytes, spec: Spec) -> np.ndarray:
