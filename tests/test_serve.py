@@ -77,8 +77,9 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(run: Path, *flags: str):
-    """``gaitrun serve RUN`` in a subprocess on a free loopback port; yields an httpx client."""
+def server(run: Path, *flags: str, log: list[str] | None = None):
+    """``gaitrun serve RUN`` in a subprocess on a free loopback port; yields an httpx client.
+    ``log`` receives the server's stderr lines when it has stopped."""
     port = _free_port()
     exe = Path(sys.executable).parent / "gaitrun"
     proc = subprocess.Popen([str(exe), "serve", str(run), "--host", HOST, "--port", str(port), *flags],
@@ -99,6 +100,8 @@ def server(run: Path, *flags: str):
         proc.terminate()
         out, err = proc.communicate(timeout=30)
         assert "Traceback" not in err, err
+        if log is not None:
+            log.extend(err.splitlines())
 
 
 def _npy(x: np.ndarray) -> bytes:
@@ -333,7 +336,8 @@ def test_embeddings_and_video_upload_equal_in_process_onnxruntime(gait_run, tmp_
     x = np.random.default_rng(3).random((3, 6, 16, 12, 1), dtype=np.float32)
     video = tmp_path / "walk.avi"
     from_video = _video(gait_run.parents[2] / "walks" / "004" / "nm-01" / "090", video)
-    with server(gait_run, "--quiet") as client:
+    log: list[str] = []
+    with server(gait_run, log=log) as client:
         assert _metric(client, "gaitrun_drift_psi") == -1  # no input yet
         info = client.get("/v1/model").json()
         assert info["output"] == "embedding" and info["input_shape"] == [6, 16, 12, 1]
@@ -345,6 +349,10 @@ def test_embeddings_and_video_upload_equal_in_process_onnxruntime(gait_run, tmp_
         np.testing.assert_allclose(response.json()["embeddings"], _ort(gait_run, from_video), atol=1e-5)
         bad = client.post("/v1/predict", content=b"not a video", headers={"content-type": "video/mp4"})
         assert bad.status_code == 400 and "expected" in bad.json()["error"]
+    requests = [json.loads(line) for line in log if line.startswith("{")]  # one JSON line per request
+    predicts = [(r["status"], r["rows"]) for r in requests if r["endpoint"] == "/v1/predict"]
+    assert predicts == [(200, 3), (200, len(from_video)), (400, None)], requests
+    assert all(r["client"] == HOST and r["ms"] >= 0 and r["method"] == "POST" for r in requests if r["rows"])
 
 
 def test_gallery_enrol_identify_delete_and_survive_restart(gait_run):
