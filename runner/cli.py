@@ -106,18 +106,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _serve_parser(sub: Any) -> None:
     p = sub.add_parser("serve", help="serve a finished run's exported model over HTTP (predict, gallery, metrics)")
-    p.add_argument("run_folder", type=Path)
+    p.add_argument("run_folder", type=Path, help="a finished run with an onnx or tflite export")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 in a container)")
-    p.add_argument("--port", type=_int_range(0, 65535), default=8000)
-    p.add_argument("--max-batch", type=_int_range(1, 4096), default=32, help="rows per model run (dynamic batching)")
+    p.add_argument("--port", type=_int_range(0, 65535), default=8000, help="default 8000")
+    p.add_argument("--max-batch", type=_int_range(1, 4096), default=32, help="rows per model run (dynamic batching; default 32)")
     p.add_argument("--max-wait-ms", type=_float_range(0, 10_000), default=0.0,
                    help="how long a batch waits for more requests (default 0: it takes what queued while "
                         "the previous batch ran, as Triton's default)")
-    p.add_argument("--max-body-mb", type=_float_range(0.001, 4096), default=16.0, help="largest request body")
+    p.add_argument("--max-body-mb", type=_float_range(0.001, 4096), default=16.0, help="largest request body in MB (default 16)")
     p.add_argument("--threads", type=_int_range(1, 1024), default=None, help="inference threads (default: all cores)")
     p.add_argument("--drift-threshold", type=_float_range(0, 1e6), default=0.25,
-                   help="PSI above which gaitrun_drift_alert is 1")
-    p.add_argument("--drift-window", type=_int_range(1, 1_000_000), default=256, help="recent inputs the PSI is computed over")
+                   help="PSI above which gaitrun_drift_alert is 1 (default 0.25)")
+    p.add_argument("--drift-window", type=_int_range(1, 1_000_000), default=256, help="recent inputs the PSI is computed over (default 256)")
     p.add_argument("--gallery", type=Path, default=None, help="gallery file (default RUN/serve/gallery.npz)")
     p.add_argument("--quiet", action="store_true", help="no start-up line and no request log")
     p.set_defaults(func=cmd_serve, json=False)
