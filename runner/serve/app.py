@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from fastapi import Request
+from fastapi.responses import JSONResponse
 
 from .batcher import Batcher
 from .drift import DriftMonitor
@@ -143,9 +144,10 @@ def add_routes(app: Any, state: State) -> None:
         return info
 
     @app.post("/v1/predict")
-    async def predict(request: Request) -> dict:
+    async def predict(request: Request) -> Any:
         x = await read_inputs(request, state)
-        return _predictions(state.model, await state.batcher.submit(x))
+        # a JSONResponse skips FastAPI's jsonable_encoder walk over every score
+        return JSONResponse(_predictions(state.model, await state.batcher.submit(x)))
 
     @app.get("/v1/gallery")
     async def gallery_list() -> dict:
@@ -185,8 +187,6 @@ def add_routes(app: Any, state: State) -> None:
 
 
 def _error(status: int, message: str) -> Any:
-    from fastapi.responses import JSONResponse
-
     return JSONResponse({"error": message}, status_code=status)
 
 
