@@ -337,7 +337,7 @@ def test_embeddings_and_video_upload_equal_in_process_onnxruntime(gait_run, tmp_
     video = tmp_path / "walk.avi"
     from_video = _video(gait_run.parents[2] / "walks" / "004" / "nm-01" / "090", video)
     log: list[str] = []
-    with server(gait_run, log=log) as client:
+    with server(gait_run, "--gallery", "/proc/gaitrun-test/gallery.npz", log=log) as client:
         assert _metric(client, "gaitrun_drift_psi") == -1  # no input yet
         info = client.get("/v1/model").json()
         assert info["output"] == "embedding" and info["input_shape"] == [6, 16, 12, 1]
@@ -349,6 +349,9 @@ def test_embeddings_and_video_upload_equal_in_process_onnxruntime(gait_run, tmp_
         np.testing.assert_allclose(response.json()["embeddings"], _ort(gait_run, from_video), atol=1e-5)
         bad = client.post("/v1/predict", content=b"not a video", headers={"content-type": "video/mp4"})
         assert bad.status_code == 400 and "expected" in bad.json()["error"]
+        unwritable = client.post("/v1/gallery/s1", content=_npy(x), headers={"content-type": "application/x-npy"})
+        assert unwritable.status_code == 503 and "--gallery" in unwritable.json()["error"], unwritable.text
+        assert client.get("/healthz").status_code == 200
     requests = [json.loads(line) for line in log if line.startswith("{")]  # one JSON line per request
     predicts = [(r["status"], r["rows"]) for r in requests if r["endpoint"] == "/v1/predict"]
     assert predicts == [(200, 3), (200, len(from_video)), (400, None)], requests

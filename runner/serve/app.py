@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import numpy as np
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from ..errors import RunFolderError
 from .batcher import Batcher
 from .drift import DriftMonitor
 from .gallery import SUBJECT, Gallery, walk_embedding
@@ -124,6 +125,15 @@ def _need_embeddings(model: ServedModel) -> None:
                          "needs an embedding model (e.g. gaitset trained with a triplet loss)")
 
 
+@contextmanager
+def _gallery_writes() -> Any:
+    """A gallery file that cannot be written (e.g. a read-only run folder) answers 503, not 500."""
+    try:
+        yield
+    except RunFolderError as exc:
+        raise InputError(f"{exc}; start the server with --gallery on a writable path", status=503) from exc
+
+
 def _subject(subject: str) -> str:
     if not SUBJECT.match(subject):
         raise InputError(f"subject {subject!r}: expected 1-64 letters, digits, '_', '.' or '-'")
@@ -159,12 +169,14 @@ def add_routes(app: Any, state: State) -> None:
         _subject(subject)
         x = await read_inputs(request, state)
         vector = walk_embedding(await state.batcher.submit(x))
-        walks = state.gallery.enrol(subject, vector)
+        with _gallery_writes():
+            walks = state.gallery.enrol(subject, vector)
         return {"subject": subject, "walks": walks, "windows": len(x)}
 
     @app.delete("/v1/gallery/{subject}")
     async def forget(subject: str) -> Any:
-        removed = state.gallery.remove(_subject(subject))
+        with _gallery_writes():
+            removed = state.gallery.remove(_subject(subject))
         if not removed:
             raise InputError(f"subject {subject!r} is not enrolled; GET /v1/gallery lists the subjects", status=404)
         return {"subject": subject, "removed": removed}
