@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .recipe import LoadedRecipe
     from .runfolder import RunFolder
 
-COMMANDS = ("run", "validate", "plan", "plugins", "schema", "resume", "data", "export", "bench", "prune", "engine")
+COMMANDS = ("run", "validate", "plan", "plugins", "schema", "resume", "data", "export", "bench", "prune", "engine", "serve")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(b, overrides=False)
     b.set_defaults(func=cmd_engine_build)
 
+    _serve_parser(sub)
     from .data.cli import add_data_commands
 
     add_data_commands(sub, _common)
@@ -116,6 +117,47 @@ def _add_rerun_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strict", action="store_true")
     _common(p)
     p.set_defaults(func=cmd_prune)
+
+
+def _serve_parser(sub: Any) -> None:
+    p = sub.add_parser("serve", help="serve a finished run's exported model over HTTP (predict, gallery, metrics)")
+    p.add_argument("run_folder", type=Path, help="a finished run with an onnx or tflite export")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 in a container)")
+    p.add_argument("--port", type=_int_range(0, 65535), default=8000, help="default 8000")
+    p.add_argument("--max-batch", type=_int_range(1, 4096), default=32, help="rows per model run (dynamic batching; default 32)")
+    p.add_argument("--max-wait-ms", type=_float_range(0, 10_000), default=0.0,
+                   help="how long a batch waits for more requests (default 0: it takes what queued while "
+                        "the previous batch ran, as Triton's default)")
+    p.add_argument("--max-body-mb", type=_float_range(0.001, 4096), default=16.0, help="largest request body in MB (default 16)")
+    p.add_argument("--threads", type=_int_range(1, 1024), default=None, help="inference threads (default: all cores)")
+    p.add_argument("--drift-threshold", type=_float_range(0, 1e6), default=0.25,
+                   help="PSI above which gaitrun_drift_alert is 1 (default 0.25)")
+    p.add_argument("--drift-window", type=_int_range(1, 1_000_000), default=256, help="recent inputs the PSI is computed over (default 256)")
+    p.add_argument("--gallery", type=Path, default=None, help="gallery file (default RUN/serve/gallery.npz)")
+    p.add_argument("--quiet", action="store_true", help="no start-up line and no request log")
+    p.set_defaults(func=cmd_serve, json=False)
+
+
+def _number(kind: type, lo: float, hi: float) -> Any:
+    """An argparse type: a ``kind`` (int or float) in [lo, hi], else a one-line error."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"expected {lo:g} <= value <= {hi:g}, got {value:g}")
+        return value
+    return parse
+
+
+def _int_range(lo: int, hi: int) -> Any:
+    return _number(int, lo, hi)
+
+
+def _float_range(lo: float, hi: float) -> Any:
+    return _number(float, lo, hi)
 
 
 # --- output helpers ---------------------------------------------------------------------------
@@ -354,6 +396,18 @@ def cmd_engine_build(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"engine written: {engine}")
     return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    from .serve import serve
+    from .serve.app import ServeOptions
+
+    options = ServeOptions(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_body_mb=args.max_body_mb,
+                           drift_threshold=args.drift_threshold, drift_window=args.drift_window, gallery=args.gallery)
+    return serve(args.run_folder, host=args.host, port=args.port, threads=args.threads or os.cpu_count() or 1,
+                 options=options, quiet=args.quiet)
 
 
 def main(argv: list[str] | None = None) -> int:

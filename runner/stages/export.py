@@ -14,6 +14,7 @@ from ..errors import StageError
 from ..export import check_calibration
 from ..keras_io import load_model
 from ..outputs import declared_outputs
+from ..serve.model import write_serving_info
 from .data import prepared
 
 
@@ -83,6 +84,7 @@ def run(ctx: Any) -> dict:
     path = deployed_model_path(ctx)
     model = load_model(path)
     d = ctx.recipe.deploy
+    write_serving_info(ctx, prep, fold)
     exporter = ctx.regs["exporters"].get(d.target)
     export_ctx = _context(ctx, prep)
     check_calibration(export_ctx, model)
