@@ -164,11 +164,11 @@ def test_raw_png_goes_through_the_training_preprocessing(digits, digits_run, tmp
     import cv2
     from sklearn.datasets import load_digits
 
-    from gaitrun.data.preprocess import prepare
+    from gaitrun.data.raw_inputs import model_inputs
 
     image = np.rint(load_digits().images[3] * 255 / 16).astype(np.uint8)
     png = cv2.imencode(".png", image)[1].tobytes()
-    expected = _ort(digits_run, np.stack(prepare(np.repeat(image[..., None], 3, -1), modality="rgb", kind="image",
+    expected = _ort(digits_run, np.stack(model_inputs(np.repeat(image[..., None], 3, -1), modality="rgb", kind="image",
                                                  frames=1, size=(8, 8))))
     for response in (digits.post("/v1/predict", content=png, headers={"content-type": "image/png"}),
                      digits.post("/v1/predict", files={"frame": ("d.png", png, "image/png")})):
@@ -304,13 +304,13 @@ def _walk_zip(folder: Path) -> bytes:
 
 def _walk_embedding(run: Path, folder: Path) -> np.ndarray:
     """What the server should compute for a walk folder, in process."""
-    from gaitrun.data.preprocess import prepare
+    from gaitrun.data.raw_inputs import model_inputs
     from gaitrun.data.records import Sample
     from gaitrun.plugins.datasets import casia_b
     from gaitrun.serve.gallery import walk_embedding
 
     raw = casia_b.load(Sample(path=str(folder), label="x"), None)
-    x = np.stack(prepare(raw, modality="silhouette", kind="frame_set", frames=6, size=(16, 12)))
+    x = np.stack(model_inputs(raw, modality="silhouette", kind="frame_set", frames=6, size=(16, 12)))
     return walk_embedding(_ort(run, x.astype(np.float32)))
 
 
@@ -318,7 +318,7 @@ def _video(folder: Path, path: Path) -> np.ndarray:
     """Write ``folder``'s PNG frames as an MJPG video; returns the model inputs made from it in process."""
     import cv2
 
-    from gaitrun.data.preprocess import prepare
+    from gaitrun.data.raw_inputs import model_inputs
     from gaitrun.data.records import Sample
     from gaitrun.plugins.datasets import video_folder
 
@@ -329,7 +329,7 @@ def _video(folder: Path, path: Path) -> np.ndarray:
     writer.release()
     raw = video_folder.load(Sample(path=str(path), label="x"), video_folder.Params(root=str(path.parent)))
     grey = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in raw])
-    return np.stack(prepare(grey, modality="silhouette", kind="frame_set", frames=6, size=(16, 12))).astype(np.float32)
+    return np.stack(model_inputs(grey, modality="silhouette", kind="frame_set", frames=6, size=(16, 12))).astype(np.float32)
 
 
 def test_embeddings_and_video_upload_equal_in_process_onnxruntime(gait_run, tmp_path):
@@ -425,14 +425,14 @@ HAR_RECIPE = textwrap.dedent("""\
 
 
 def test_tflite_export_and_inertial_csv(tmp_path):
-    from gaitrun.data.preprocess import prepare
+    from gaitrun.data.raw_inputs import model_inputs
     from gaitrun.export.parity import run_tflite
 
     (tmp_path / "har.yaml").write_text(HAR_RECIPE)
     run = _run(tmp_path / "har.yaml", tmp_path / "artifacts")
     window = np.random.default_rng(5).standard_normal((150, 9)).astype(np.float32)
     csv = "ax,ay,az,gx,gy,gz,tx,ty,tz\n" + "\n".join(",".join(repr(float(v)) for v in row) for row in window)
-    x = np.stack(prepare(window, modality="inertial", kind="inertial", frames=64, size=(1, 9)))
+    x = np.stack(model_inputs(window, modality="inertial", kind="inertial", frames=64, size=(1, 9)))
     expected = run_tflite(run / "export" / "model.fp32.tflite", x)
     with server(run, "--quiet") as client:
         assert client.get("/v1/model").json()["runtime"].startswith("tflite")

@@ -3,7 +3,7 @@
 Tensors: ``application/x-npy`` (one ``.npy`` array, read with ``allow_pickle=False``) or
 ``application/json`` ``{"inputs": [...]}``, shape ``(N, *input_shape)``, finite numbers only.
 
-Raw inputs go through the training preprocessing (``gaitrun.data.preprocess.prepare``) after
+Raw inputs go through the training preprocessing (``gaitrun.data.raw_inputs``) after
 the dataset adapters' own readers decode them:
 
 - PNG frames, as ``application/zip`` or ``multipart/form-data`` files (frames in file-name
@@ -118,14 +118,13 @@ def _short(exc: BaseException) -> str:
 
 def windows(raw: np.ndarray, spec: Spec) -> np.ndarray:
     """Raw adapter output -> (windows, *input_shape) through the training preprocessing."""
-    from ..data.preprocess import prepare
+    from ..data.raw_inputs import model_inputs
 
     try:
-        out = prepare(raw, modality=spec.modality, kind=spec.layout, frames=spec.frames, size=spec.size,
-                      stride=spec.stride, source="request")
+        x = model_inputs(raw, modality=spec.modality, kind=spec.layout, frames=spec.frames, size=spec.size,
+                         stride=spec.stride, source="request")
     except (DataError, ValueError) as exc:
         raise InputError(f"cannot preprocess the upload: {getattr(exc, 'reason', exc)}") from exc
-    x = np.stack(out).astype(np.float32)
     if tuple(x.shape[1:]) != spec.input_shape:
         raise InputError(f"the upload preprocesses to inputs of shape {tuple(x.shape[1:])}, the model takes "
                          f"{spec.input_shape}; send {_raw_hint(spec)}")
