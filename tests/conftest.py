@@ -55,10 +55,19 @@ def run_cli(capsys):
 
 def model_inputs(raw, *, modality: str, kind: str, frames: int, size: tuple[int, int],
                  stride: int | None = None, source: str = "sample") -> list:
-    """Raw adapter output -> model inputs, the way a run makes them (``gaitrun.data.raw_inputs``)."""
-    from gaitrun.data.raw_inputs import model_inputs as inputs
+    """Raw adapter output -> model inputs, the way a run makes them: ``to_clip`` (NumPy, once
+    per sample), the float16 clip store, then the tf.data evaluation windows in layout ``kind``."""
+    import numpy as np
 
-    return list(inputs(raw, modality=modality, kind=kind, frames=frames, size=size, stride=stride, source=source))
+    from gaitrun.data.pipeline import eval_dataset
+    from gaitrun.data.preprocess import to_clip
+    from gaitrun.data.store import ClipStore
+
+    clip = to_clip(raw, modality=modality, size=size, source=source)
+    one = np.zeros(1, np.int64)
+    store = ClipStore(frames=clip.astype(np.float16), offsets=one, lengths=np.array([len(clip)]), kept=one)
+    ds, _ = eval_dataset(store, one, None, kind=kind, frames=frames, stride=stride, batch_size=64)
+    return [x for batch in ds for x in batch.numpy()]
 
 
 def plugin_module(doc: str | None = "A fake plugin.", **attrs):

@@ -1,8 +1,10 @@
-"""Raw adapter output -> model inputs, exactly as a run makes them: ``to_clip`` (NumPy, once per
-sample), the clip store's precision, then the tf.data evaluation windows in the model's layout.
+"""Raw adapter output -> model inputs for serving, without TensorFlow: ``to_clip`` (as the clip
+store does, at the store's float16 precision), then the evaluation windows in the model's layout.
 
-Serving (raw uploads) and tests use it, so that there is one way from a decoded file to what the
-model sees, the one training and evaluation take.
+Training and evaluation cut windows with tf.data (``gaitrun.data.pipeline.eval_dataset``); a
+server of an ONNX model should not import TensorFlow (seconds, and memory) to answer a raw
+upload, so this is the same cut in NumPy. ``tests/test_raw_inputs.py`` checks that both give the
+same arrays for every layout.
 """
 
 from __future__ import annotations
@@ -12,14 +14,23 @@ import numpy as np
 
 def model_inputs(raw: np.ndarray, *, modality: str, kind: str, frames: int, size: tuple[int, int],
                  stride: int | None = None, source: str = "sample") -> np.ndarray:
-    """(windows, *input_shape) float32 for one decoded sample ``raw``; ``stride`` between windows
-    (default ``frames``), as ``data.clip`` of a recipe says."""
-    from .pipeline import eval_dataset
+    """(windows, *input_shape) float32 for one decoded sample ``raw``, windows ``stride`` apart
+    (default ``frames``) as ``data.clip`` of a recipe says; a clip shorter than a window is refused."""
     from .preprocess import to_clip
-    from .store import ClipStore
 
-    clip = to_clip(raw, modality=modality, size=size, source=source)
-    one = np.zeros(1, np.int64)
-    store = ClipStore(frames=clip.astype(np.float16), offsets=one, lengths=np.array([len(clip)]), kept=one)
-    ds, _ = eval_dataset(store, one, None, kind=kind, frames=frames, stride=stride, batch_size=64)
-    return np.concatenate([batch.numpy() for batch in ds]).astype(np.float32)
+    clip = to_clip(raw, modality=modality, size=size, source=source).astype(np.float16).astype(np.float32)
+    length = min(frames, len(clip)) if kind == "image" else frames
+    if len(clip) < length:
+        raise ValueError(f"{source} gives {len(clip)} time steps, the model takes windows of {length}")
+    starts = range(0, len(clip) - length + 1, stride or length)
+    return np.stack([_layout(clip[start:start + length], kind) for start in starts])
+
+
+def _layout(window: np.ndarray, kind: str) -> np.ndarray:
+    """A window (T, H, W, C), or (T, C) for inertial, in the layout ``kind``."""
+    if kind == "image":
+        return window.mean(axis=0, dtype=np.float32)
+    if kind == "stack2d":  # flow fields side by side in channels: (H, W, T * C)
+        t, h, w, c = window.shape
+        return np.ascontiguousarray(window.transpose(1, 2, 0, 3).reshape(h, w, t * c))
+    return window
