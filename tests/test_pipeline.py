@@ -142,8 +142,12 @@ def test_bad_samples_skipped_and_listed(tmp_path):
     root = _tree(tmp_path / "c")
     bad_png, empty = _break(root)
     samples, store = _store(root, tmp_path, cache="none", on_bad_sample="skip")
-    skipped = {s["path"] for s in store.skipped}
-    assert skipped == {str(bad_png), str(empty)}
+    by_sample = {s["path"]: s for s in store.skipped}
+    assert set(by_sample) == {str(bad_png.parent), str(empty)}  # the sequences, not just the PNG
+    frame = by_sample[str(bad_png.parent)]
+    assert frame["file"] == str(bad_png) and "cannot be decoded" in frame["reason"]
+    assert (frame["subject"], frame["sequence"], frame["view"]) == ("002", "nm-02", "090")
+    assert "file" not in by_sample[str(empty)] and "no .png frames" in by_sample[str(empty)]["reason"]
     assert len(store.kept) == len(samples) - 2
 
 

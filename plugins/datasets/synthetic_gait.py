@@ -74,7 +74,10 @@ def scan(params: Params, *, cache_dir: Path, seed: int) -> list[Sample]:
 
     root, spec = dataset_root(params, cache_dir=cache_dir, seed=seed), _spec(params, seed)
     if not synthetic.is_complete(root, spec):
-        synthetic.generate(root, **spec, workers=params.workers)
+        from gaitrun.progress import console_bar
+
+        with console_bar("generating synthetic gait", unit="sequences") as progress:
+            synthetic.generate(root, **spec, workers=params.workers, progress=progress)
     return [Sample(path=str(folder), label=folder.parts[-3], subject=folder.parts[-3],
                    condition=folder.parts[-2].split("-")[0], view=folder.parts[-1], sequence=folder.parts[-2])
             for folder in sorted(root.glob("[0-9][0-9][0-9]/[a-z][a-z]-[0-9][0-9]/[0-9][0-9][0-9]"))]
