@@ -113,6 +113,28 @@ def class_folders(root: Path) -> list[tuple[str | None, Path]]:
     return [(SPLIT_NAMES[s.name.lower()], d) for s in splits for d in subdirs(s)]
 
 
+# What a complete file of each format ends with. OpenCV decodes a JPEG cut in half as a
+# whole image (the lower part grey; only libjpeg's "Premature end of JPEG file" on stderr
+# tells), so the end is checked before decoding.
+END_MARKERS = {".jpg": b"\xff\xd9", ".jpeg": b"\xff\xd9", ".png": b"IEND\xaeB`\x82"}
+
+
+def check_complete(path: Path) -> None:
+    """``DataError`` if a JPEG or PNG file does not end with its end-of-image marker."""
+    marker = END_MARKERS.get(path.suffix.lower())
+    if marker is None:
+        return
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, 2) - 64))
+            tail = fh.read().rstrip(b"\x00")  # some writers pad with zero bytes
+    except OSError as exc:
+        raise DataError(str(path), f"cannot be read ({exc.strerror or exc}); check the file") from exc
+    if not tail.endswith(marker):
+        raise DataError(str(path), f"is truncated: it does not end with the {path.suffix.lower()[1:].upper()} "
+                                   "end-of-image marker; replace or delete the file")
+
+
 def read_image(path: Path, *, grayscale: bool) -> np.ndarray:
     """One image file: (H, W) uint8 if ``grayscale`` else (H, W, 3) uint8 in RGB order.
 
@@ -121,6 +143,7 @@ def read_image(path: Path, *, grayscale: bool) -> np.ndarray:
     """
     import cv2
 
+    check_complete(path)
     flag = cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_COLOR
     image = cv2.imread(str(path), flag)
     if image is None:

@@ -85,15 +85,19 @@ def scan(params: Params, *, cache_dir: Path, seed: int) -> list[Sample]:
 
 def load(sample: Sample, params: Params) -> np.ndarray:
     """The sequence's frames as (T, H, W) uint8, in file-name order."""
-    import cv2
     import numpy as np
+
+    from ._common import read_image
 
     pngs = sorted(Path(sample.path).glob("*.png"))
     if not pngs:
         raise DataError(sample.path, "holds no .png frames; delete the data set folder to regenerate it")
     frames = []
     for png in pngs:
-        frame = cv2.imread(str(png), cv2.IMREAD_GRAYSCALE)
+        try:
+            frame = read_image(png, grayscale=True)
+        except DataError:
+            frame = None
         if frame is None or frame.shape != tuple(params.size):
             raise DataError(str(png), f"is not a readable {params.size[0]}x{params.size[1]} PNG (truncated "
                                       "or corrupt); delete the data set folder to regenerate it")
