@@ -61,9 +61,10 @@ def _refuse_short(store: Any, samples: list, data: Any, kind: str) -> Any:
     steps = "time steps" if data.modality == "inertial" else "frames"
     errors = [DataError(samples[store.kept[p]].path, f"has {store.lengths[p]} {steps} after preprocessing, fewer "
                                                      f"than data.clip.frames ({data.clip.frames})") for p in short]
-    if data.on_bad_sample == "error":
-        first = errors[0]
-        raise DataError(first.path, f"{first.reason}, and {len(errors) - 1} more samples are too; lower "
+    if data.on_bad_sample == "error" or len(short) == len(store.kept):
+        first, more = errors[0], len(errors) - 1
+        also = f", and so are {more} more of {len(store.kept)} samples" if more else ""
+        raise DataError(first.path, f"{first.reason}{also}; lower "
                                     "data.clip.frames, set data.clip.pad: loop, edge or zero, or set "
                                     "data.on_bad_sample: skip to leave them out")
     return store.without(short, [skipped_entry(samples[store.kept[p]], e) for p, e in zip(short, errors, strict=True)])
