@@ -16,7 +16,7 @@ import pytest
 
 from gaitrun.data import storefile
 from gaitrun.data.pipeline import eval_dataset, train_dataset
-from gaitrun.data.store import build_store
+from gaitrun.data.store import build_store, shard
 from gaitrun.plugins.datasets import casia_b
 from gaitrun.recipe.sections import Clip, DataBase
 
@@ -165,3 +165,14 @@ def test_short_clips_padded_as_asked(tmp_path, cache):
     np.testing.assert_array_equal(window("zero"), np.concatenate([clip, np.zeros_like(clip[:2])]))
     with pytest.raises(Exception, match="shorter than data.clip.frames"):
         window("error")
+
+
+def test_shards_are_disjoint_complete_and_seed_deterministic():
+    positions = np.arange(100, 203)
+    parts = [shard(positions, rank=r, world=4, seed=7) for r in range(4)]
+    assert sorted(np.concatenate(parts).tolist()) == positions.tolist()
+    assert {len(p) for p in parts} == {25, 26}
+    assert all(np.array_equal(p, shard(positions, rank=r, world=4, seed=7)) for r, p in enumerate(parts))
+    assert not np.array_equal(parts[0], shard(positions, rank=0, world=4, seed=8))
+    with pytest.raises(ValueError, match="rank must be in 0..3"):
+        shard(positions, rank=4, world=4, seed=7)

@@ -61,6 +61,19 @@ class ClipStore:
                        skipped=[*self.skipped, *entries])
 
 
+def shard(positions: np.ndarray, *, rank: int, world: int, seed: int) -> np.ndarray:
+    """Worker ``rank``'s share of ``positions`` among ``world`` readers of one store.
+
+    The positions are permuted by ``seed`` and dealt round-robin, so shards are disjoint,
+    cover every position, differ in size by at most one, and are the same on every worker
+    that uses the same seed; each is returned sorted (reads go forward through the file).
+    """
+    if not 0 <= rank < world:
+        raise ValueError(f"rank must be in 0..{world - 1}, got {rank}")
+    order = np.random.default_rng(seed).permutation(len(positions))
+    return np.sort(np.asarray(positions)[order[rank::world]])
+
+
 def store_key(data: Any, samples: Sequence[Sample]) -> str:
     """A hash of the data settings and the sample list that shaped the store."""
     h = hashlib.sha256()
