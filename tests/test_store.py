@@ -105,6 +105,42 @@ def test_killed_build_resumes_at_the_chunk_it_reached(tmp_path):
     assert not (folder / storefile.LOCK).exists()
 
 
+TWO_BUILDERS = textwrap.dedent("""\
+    import sys, time
+    from pathlib import Path
+    from gaitrun.data import store
+    from gaitrun.plugins.datasets import casia_b
+    from gaitrun.recipe.sections import Clip, DataBase
+
+    class Data(DataBase):
+        adapter: str = "casia_b"
+        params: casia_b.Params
+
+    def load(sample, params):
+        with open(sys.argv[3], "a") as log:
+            log.write(sample.path + "\\n")
+        time.sleep(0.1)  # the two builds overlap
+        return casia_b.load(sample, params)
+
+    data = Data(params=casia_b.Params(root=sys.argv[1]), modality="silhouette",
+                clip=Clip(frames=4, size=(16, 12)), cache="disk")
+    samples = casia_b.scan(data.params, cache_dir=Path(sys.argv[2]), seed=0)
+    built = store.build_store(samples, load, data, cache_dir=Path(sys.argv[2]), workers=1)
+    print(float(built.frames.astype("float64").sum()))
+    """)
+
+
+def test_two_runs_building_one_store_decode_each_sample_once(tmp_path):
+    root, cache, log = _tree(tmp_path / "c"), tmp_path / "cache", tmp_path / "decoded.log"
+    runs = [subprocess.Popen([sys.executable, "-c", TWO_BUILDERS, str(root), str(cache), str(log)],
+                             stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    sums = [run.communicate(timeout=300)[0].strip() for run in runs]
+    assert [run.returncode for run in runs] == [0, 0] and sums[0] == sums[1]
+    assert sorted(log.read_text().split()) == sorted(str(p) for p in root.glob("*/*/*"))  # once each
+    (folder,) = (cache / "clips").iterdir()
+    assert not (folder / storefile.LOCK).exists()
+
+
 def _read_clips(folder: str) -> list[float]:
     manifest = storefile.read_manifest(Path(folder))
     frames = storefile.open_frames(Path(folder), manifest)

@@ -151,7 +151,9 @@ def _wait_for_other_builder(folder: Path, poll_s: float = 1.0) -> dict[str, Any]
         if (manifest := storefile.read_manifest(folder)) is not None:
             return manifest
         time.sleep(poll_s)
-    return storefile.read_manifest(folder)
+    if (manifest := storefile.read_manifest(folder)) is not None:  # finished while we waited
+        storefile.release_lock(folder)
+    return manifest
 
 
 def _disk_store(folder: Path, samples: Sequence[Sample], job: Job, data: Any, workers: int,
