@@ -145,7 +145,7 @@ def test_bad_samples_skipped_and_listed(tmp_path):
     by_sample = {s["path"]: s for s in store.skipped}
     assert set(by_sample) == {str(bad_png.parent), str(empty)}  # the sequences, not just the PNG
     frame = by_sample[str(bad_png.parent)]
-    assert frame["file"] == str(bad_png) and "cannot be decoded" in frame["reason"]
+    assert frame["file"] == str(bad_png) and "truncated" in frame["reason"]
     assert (frame["subject"], frame["sequence"], frame["view"]) == ("002", "nm-02", "090")
     assert "file" not in by_sample[str(empty)] and "no .png frames" in by_sample[str(empty)]["reason"]
     assert len(store.kept) == len(samples) - 2

@@ -86,6 +86,9 @@ def _work(index: int) -> tuple[int, np.ndarray | DataError]:
         return index, clip_of(samples[index], job)
     except DataError as exc:
         return index, exc
+    except OSError as exc:  # an unreadable file the adapter did not catch
+        return index, DataError(getattr(exc, "filename", None) or samples[index].path,
+                                f"cannot be read ({exc.strerror or exc}); check the file and its permissions")
 
 
 def _init_worker() -> None:

@@ -126,14 +126,24 @@ def _write(writer: storefile.StoreWriter, samples: Sequence[Sample], job: Job, d
 
 def _build(folder: Path, samples: Sequence[Sample], job: Job, data: Any, workers: int,
            progress: Callable[[int, int], None] | None) -> dict[str, Any]:
-    writer = storefile.StoreWriter(folder, dtype=job.dtype.name)
+    try:
+        return _build_with(storefile.StoreWriter(folder, dtype=job.dtype.name), samples, job, data, workers,
+                           progress)
+    except OSError as exc:
+        raise DataError(str(folder), f"cannot write the clip store: {exc.strerror or exc}; free disk space or "
+                                     "set data.cache_dir to a larger disk (the build resumes where it "
+                                     "stopped)") from exc
+
+
+def _build_with(writer: storefile.StoreWriter, samples: Sequence[Sample], job: Job, data: Any, workers: int,
+                progress: Callable[[int, int], None] | None) -> dict[str, Any]:
     try:
         if progress and writer.samples_end:
             progress(writer.samples_end, len(samples))
         _write(writer, samples, job, data, workers, progress)
         if not any(c["kept"] for c in writer.chunks):
             first = next((s for c in writer.chunks for s in c["skipped"]), {"path": "<dataset>"})
-            raise DataError(first["path"], "every sample was unusable (see the reasons in skipped.json)")
+            raise DataError(first["path"], f"every sample was unusable; this one: {first.get('reason', '?')}")
         return writer.finish({"modality": job.modality})
     finally:
         writer.close()
