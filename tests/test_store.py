@@ -201,6 +201,9 @@ def test_short_clips_padded_as_asked(tmp_path, cache):
     np.testing.assert_array_equal(window("zero"), np.concatenate([clip, np.zeros_like(clip[:2])]))
     with pytest.raises(Exception, match="shorter than data.clip.frames"):
         window("error")
+    ds = train_dataset(store, np.array([0]), np.array([0]), kind="frame_set", frames=5, batch_size=3, seed=0,
+                       pad="edge")
+    np.testing.assert_array_equal(next(iter(ds))[0].numpy(), np.stack([clip[[0, 1, 2, 2, 2]]] * 3))
 
 
 def test_shards_are_disjoint_complete_and_seed_deterministic():
