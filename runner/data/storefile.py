@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,8 @@ class StoreWriter:
     def __init__(self, folder: Path, *, dtype: str):
         self.folder, self.dtype = folder, np.dtype(dtype)
         (folder / "chunks").mkdir(parents=True, exist_ok=True)
+        for tmp in [*folder.glob(".*.tmp"), *(folder / "chunks").glob(".*.tmp")]:
+            shutil.rmtree(tmp, ignore_errors=True)  # half-written records of a killed build (we hold the lock)
         self.chunks = self._committed()
         last = self.chunks[-1] if self.chunks else {"samples_end": 0, "frames_end": 0, "frame_shape": None}
         self.samples_end, self.frames_end = last["samples_end"], last["frames_end"]
