@@ -35,10 +35,6 @@ class Augmenter:
     params: Any
 
 
-def window_length(kind: str, frames: int) -> int:
-    return frames
-
-
 def _to_layout(clip: Any, kind: str) -> Any:
     import tensorflow as tf
 
@@ -177,7 +173,7 @@ def train_dataset(store: ClipStore, positions: np.ndarray, labels: np.ndarray, *
     by store position; ``groups`` (per entry of ``positions``) turns on balanced sampling."""
     import tensorflow as tf
 
-    graph = _Windows(store, kind, window_length(kind, frames), pad)
+    graph = _Windows(store, kind, frames, pad)
     label_t = tf.constant(labels)
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
     ds = tf.data.Dataset.zip((_positions(positions, groups, seed), seeds))
@@ -209,9 +205,8 @@ def eval_dataset(store: ClipStore, positions: np.ndarray, labels: np.ndarray | N
     """Deterministic windows of ``positions`` as a batched dataset, plus each row's owner."""
     import tensorflow as tf
 
-    window = window_length(kind, frames)
-    owners, starts = eval_rows(store, positions, frames=window, stride=stride or window)
-    graph = _Windows(store, kind, window, pad)
+    owners, starts = eval_rows(store, positions, frames=frames, stride=stride or frames)
+    graph = _Windows(store, kind, frames, pad)
     ds = tf.data.Dataset.from_tensor_slices((owners, starts))
     if labels is None:
         ds = ds.map(lambda p, s: graph.window_at(p, s), num_parallel_calls=tf.data.AUTOTUNE)
