@@ -100,7 +100,8 @@ def run_script(ctx: Any, epochs: int) -> tuple[list[float], list[float]]:
         input_shape=prep.input_shape, num_classes=len(prep.class_names), params=recipe.model.params)
     model.compile(optimizer=keras.optimizers.Adam(recipe.train.optimizer.lr),
                   loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
-    common = {"kind": prep.kind, "frames": recipe.data.clip.frames, "batch_size": recipe.train.batch_size}
+    common = {"kind": prep.kind, "frames": recipe.data.clip.frames, "pad": recipe.data.clip.pad,
+              "batch_size": recipe.train.batch_size}
     train_ds = train_dataset(prep.store, fold.train, prep.labels, seed=recipe.seed, **common)
     val_ds, _ = eval_dataset(prep.store, fold.val, prep.labels, stride=None, **common)
     timer = _epoch_timer()

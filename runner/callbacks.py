@@ -83,11 +83,13 @@ class ConsoleCallback(Callback):
             return
         from rich.progress import Progress
 
+        from .progress import columns, update
+
         if self._progress is None:
-            self._progress = Progress(console=self.console, transient=True)
+            self._progress = Progress(*columns(), console=self.console, transient=True)
             self._progress.start()
-            self._task = self._progress.add_task(task, total=total)
-        self._progress.update(self._task, completed=done, total=total)
+            self._task = self._progress.add_task(task, total=total, rate="")
+        update(self._progress, self._task, done, total, "samples")
         if done >= total:
             self._progress.stop()
             self._progress = None

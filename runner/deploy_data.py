@@ -13,7 +13,8 @@ def windows(prep: Any, positions: np.ndarray, recipe: Any) -> tuple[np.ndarray, 
     from .data.pipeline import eval_dataset
 
     ds, owners = eval_dataset(prep.store, positions, None, kind=prep.kind, frames=recipe.data.clip.frames,
-                              stride=recipe.data.clip.stride, batch_size=256)
+                              stride=recipe.data.clip.stride, pad=recipe.data.clip.pad,
+                              batch_size=256)
     return np.concatenate([b.numpy() for b in ds]).astype(np.float32), owners
 
 

@@ -54,19 +54,22 @@ def run_cli(capsys):
 
 
 def model_inputs(raw, *, modality: str, kind: str, frames: int, size: tuple[int, int],
-                 stride: int | None = None, source: str = "sample") -> list:
+                 stride: int | None = None, source: str = "sample", pad: str = "error") -> list:
     """Raw adapter output -> model inputs, the way a run makes them: ``to_clip`` (NumPy, once
-    per sample), the float16 clip store, then the tf.data evaluation windows in layout ``kind``."""
+    per sample), the clip store in the modality's dtype, then the tf.data evaluation windows in
+    layout ``kind`` (``pad``: what a clip shorter than a window gets, as ``data.clip.pad``)."""
     import numpy as np
 
+    from gaitrun.data.decode import STORE_DTYPES
     from gaitrun.data.pipeline import eval_dataset
     from gaitrun.data.preprocess import to_clip
     from gaitrun.data.store import ClipStore
 
     clip = to_clip(raw, modality=modality, size=size, source=source)
     one = np.zeros(1, np.int64)
-    store = ClipStore(frames=clip.astype(np.float16), offsets=one, lengths=np.array([len(clip)]), kept=one)
-    ds, _ = eval_dataset(store, one, None, kind=kind, frames=frames, stride=stride, batch_size=64)
+    store = ClipStore(frames=clip.astype(STORE_DTYPES[modality]), offsets=one, lengths=np.array([len(clip)]),
+                      kept=one)
+    ds, _ = eval_dataset(store, one, None, kind=kind, frames=frames, stride=stride, batch_size=64, pad=pad)
     return [x for batch in ds for x in batch.numpy()]
 
 

@@ -142,8 +142,12 @@ def test_bad_samples_skipped_and_listed(tmp_path):
     root = _tree(tmp_path / "c")
     bad_png, empty = _break(root)
     samples, store = _store(root, tmp_path, cache="none", on_bad_sample="skip")
-    skipped = {s["path"] for s in store.skipped}
-    assert skipped == {str(bad_png), str(empty)}
+    by_sample = {s["path"]: s for s in store.skipped}
+    assert set(by_sample) == {str(bad_png.parent), str(empty)}  # the sequences, not just the PNG
+    frame = by_sample[str(bad_png.parent)]
+    assert frame["file"] == str(bad_png) and "truncated" in frame["reason"]
+    assert (frame["subject"], frame["sequence"], frame["view"]) == ("002", "nm-02", "090")
+    assert "file" not in by_sample[str(empty)] and "no .png frames" in by_sample[str(empty)]["reason"]
     assert len(store.kept) == len(samples) - 2
 
 
@@ -158,8 +162,40 @@ data: {{adapter: casia_b, params: {{root: {root}}}, modality: silhouette, clip: 
 model: {{arch: gaitset, params: {{width: 0.125}}}}
 train: {{loss: {{name: triplet_batch_all}}, epochs: 1}}
 """)
-    code, _, err = run_cli("data", "inspect", recipe, "--artifacts", tmp_path / "art", "--quiet")
+    code, out, err = run_cli("data", "inspect", recipe, "--artifacts", tmp_path / "art", "--json")
     assert code == 0, err
     run = next((tmp_path / "art" / "bad_data").iterdir())
     assert json.loads((run / "data.json").read_text())["samples"] == 7
     assert (run / "plots" / "contact_sheet.png").stat().st_size > 1000
+    listed = json.loads((run / "skipped.json").read_text())  # inspect reports them as the run does
+    assert json.loads(out)["skipped_samples"] == listed and json.loads(out)["skipped"] == 2
+    assert {Path(s["path"]).parts[-3:] for s in listed} == {("002", "nm-02", "090"), ("003", "bg-01", "090")}
+
+
+def _short_recipe(tmp_path: Path, root: Path, extra: str) -> Path:
+    recipe = tmp_path / "short.yaml"
+    recipe.write_text(f"""\
+name: short
+data: {{adapter: casia_b, params: {{root: {root}}}, modality: silhouette, clip: {{frames: 8, size: [16, 12]{extra}}}
+model: {{arch: gaitset, params: {{width: 0.125}}}}
+train: {{loss: {{name: triplet_batch_all}}, epochs: 1}}
+""")
+    return recipe
+
+
+def test_windows_longer_than_the_samples_are_an_error_unless_padding_is_asked(tmp_path, run_cli):
+    root = _tree(tmp_path / "c")  # 10 frames per sequence, windows of 8
+    short = root / "002" / "nm-02" / "090"
+    for png in sorted(short.glob("*.png"))[6:]:
+        png.unlink()  # 6 frames
+    art = ("--artifacts", tmp_path / "art", "--json")
+    code, out, err = run_cli("data", "inspect", _short_recipe(tmp_path, root, "}"), *art)
+    err += out  # --json: the error is a JSON object on stdout
+    assert code == 2 and f"{short}: has 6 frames after preprocessing, fewer than data.clip.frames (8)" in err
+    assert "data.clip.pad" in err and "Traceback" not in err
+    code, out, err = run_cli("data", "inspect", _short_recipe(tmp_path, root, "}, on_bad_sample: skip"), *art)
+    assert code == 0, err
+    assert [(s["path"], "fewer than data.clip.frames" in s["reason"]) for s in json.loads(out)["skipped_samples"]] \
+        == [(str(short), True)]
+    code, out, err = run_cli("data", "inspect", _short_recipe(tmp_path, root, ", pad: edge}"), *art)
+    assert code == 0 and json.loads(out)["samples"] == 9 and json.loads(out)["skipped"] == 0, err

@@ -85,9 +85,9 @@ def test_clip_windows() -> None:
         pp.clip_windows(10, 0, 1)
 
 
-def test_short_clips_loop_in_the_pipeline() -> None:
+def test_short_clips_loop_in_the_pipeline_with_pad_loop() -> None:
     window = np.arange(6, dtype=np.float32).reshape(3, 2)
-    (out,) = model_inputs(window, modality="inertial", kind="inertial", frames=5, size=(0, 0))
+    (out,) = model_inputs(window, modality="inertial", kind="inertial", frames=5, size=(0, 0), pad="loop")
     assert out[:, 0].tolist() == [0, 2, 4, 0, 2]
 
 
@@ -174,9 +174,9 @@ def test_prepare_precomputed_flow_is_resized_in_pixels() -> None:
     np.testing.assert_allclose(windows[0], 2.0, rtol=1e-5)
 
 
-def test_prepare_inertial_and_short_sequences_loop() -> None:
+def test_inertial_windows_and_short_sequences_loop_with_pad_loop() -> None:
     window = np.arange(20, dtype=np.float64).reshape(10, 2)
-    (out,) = model_inputs(window, modality="inertial", kind="inertial", frames=12, size=(0, 0))
+    (out,) = model_inputs(window, modality="inertial", kind="inertial", frames=12, size=(0, 0), pad="loop")
     assert out.shape == (12, 2) and out.dtype == np.float32
     assert out[10].tolist() == [0.0, 1.0]  # frame 10 loops back to frame 0
 

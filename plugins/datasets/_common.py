@@ -113,16 +113,37 @@ def class_folders(root: Path) -> list[tuple[str | None, Path]]:
     return [(SPLIT_NAMES[s.name.lower()], d) for s in splits for d in subdirs(s)]
 
 
+# What a complete file of each format ends with. OpenCV decodes a JPEG cut in half as a
+# whole image (the lower part grey; only libjpeg's "Premature end of JPEG file" on stderr
+# tells), so the end is checked before decoding.
+END_MARKERS = {".jpg": b"\xff\xd9", ".jpeg": b"\xff\xd9", ".png": b"IEND\xaeB`\x82"}
+
+
+def check_complete(path: Path, data: bytes) -> None:
+    """``DataError`` if a JPEG or PNG file's bytes do not end with its end-of-image marker."""
+    marker = END_MARKERS.get(path.suffix.lower())
+    if marker is not None and not data[-64:].rstrip(b"\x00").endswith(marker):  # zero padding is allowed
+        raise DataError(str(path), f"is truncated: it does not end with the {path.suffix.lower()[1:].upper()} "
+                                   "end-of-image marker; replace or delete the file")
+
+
 def read_image(path: Path, *, grayscale: bool) -> np.ndarray:
     """One image file: (H, W) uint8 if ``grayscale`` else (H, W, 3) uint8 in RGB order.
 
     OpenCV decodes colour images as BGR; this converts them. A file OpenCV cannot decode
-    (truncated, empty, not an image) raises ``DataError`` naming it.
+    (truncated, empty, not an image) raises ``DataError`` naming it. The file is read once:
+    its end is checked (``check_complete``), then its bytes are decoded.
     """
     import cv2
+    import numpy as np
 
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(str(path), f"cannot be read ({exc.strerror or exc}); check the file") from exc
+    check_complete(path, data)
     flag = cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_COLOR
-    image = cv2.imread(str(path), flag)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), flag) if data else None
     if image is None:
         raise DataError(str(path), "cannot be decoded as an image (empty, truncated or not an "
                                    "image); replace or delete the file")

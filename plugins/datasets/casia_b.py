@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
 
+import re
 from pathlib import Path
 
 from pydantic import Field
@@ -45,9 +46,29 @@ class Params(SequenceFilters):
     root: str = Field(..., description="folder holding the subject folders 001 ... 124")
 
 
+WALK = re.compile(r"[a-z]{2}-\d{2}")  # a walk folder: nm-01, bg-02, cl-01
+
+
+def _check_depth(root: Path) -> None:
+    """``DataError`` saying the root looks wrong if walk folders are not two levels below it."""
+    top = subdirs(root)
+    if any(WALK.fullmatch(d.name) for d in top):
+        raise DataError(str(root), "the root looks wrong: it holds walk folders (nm-01 ...) itself, so it "
+                                   f"is one subject's folder; set data.params.root to {root.parent}")
+    second = [w for s in top for w in subdirs(s)]
+    if any(WALK.fullmatch(w.name) for w in second):
+        return
+    deeper = next((v for w in second for v in subdirs(w) if WALK.fullmatch(v.name)), None)
+    if deeper is not None:
+        raise DataError(str(root), f"the root looks wrong: walk folders such as {deeper.relative_to(root)} "
+                                   "lie three levels below it, not two (<subject>/<walk>/<view>); set "
+                                   f"data.params.root to {deeper.parent.parent}")
+
+
 def scan(params: Params, *, cache_dir: Path, seed: int) -> list[Sample]:
     """Every <subject>/<walk>/<view> folder that passes the filters, sorted by path."""
     root = existing_root(params.root, "CASIA-B dataset")
+    _check_depth(root)
     samples = [
         Sample(path=str(view_dir), label=subject_dir.name, subject=subject_dir.name,
                condition=condition_of(walk_dir.name), view=view_dir.name, sequence=walk_dir.name)
@@ -67,6 +88,9 @@ def load(sample: Sample, params: Params) -> np.ndarray:
 
     folder = Path(sample.path)
     pngs = files_with_suffix(folder, (".png",)) if folder.is_dir() else []
+    if not pngs and folder.is_dir() and subdirs(folder):
+        raise DataError(str(folder), "holds folders, not .png frames: the root looks wrong (CASIA-B is "
+                                     "<root>/<subject>/<walk>/<view>/*.png); check data.params.root")
     if not pngs:
         raise DataError(str(folder), "holds no .png frames; remove the empty sequence folder "
                                      "or restore its frames")

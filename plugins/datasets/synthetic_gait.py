@@ -74,7 +74,10 @@ def scan(params: Params, *, cache_dir: Path, seed: int) -> list[Sample]:
 
     root, spec = dataset_root(params, cache_dir=cache_dir, seed=seed), _spec(params, seed)
     if not synthetic.is_complete(root, spec):
-        synthetic.generate(root, **spec, workers=params.workers)
+        from gaitrun.progress import console_bar
+
+        with console_bar("generating synthetic gait", unit="sequences") as progress:
+            synthetic.generate(root, **spec, workers=params.workers, progress=progress)
     return [Sample(path=str(folder), label=folder.parts[-3], subject=folder.parts[-3],
                    condition=folder.parts[-2].split("-")[0], view=folder.parts[-1], sequence=folder.parts[-2])
             for folder in sorted(root.glob("[0-9][0-9][0-9]/[a-z][a-z]-[0-9][0-9]/[0-9][0-9][0-9]"))]
@@ -82,15 +85,19 @@ def scan(params: Params, *, cache_dir: Path, seed: int) -> list[Sample]:
 
 def load(sample: Sample, params: Params) -> np.ndarray:
     """The sequence's frames as (T, H, W) uint8, in file-name order."""
-    import cv2
     import numpy as np
+
+    from ._common import read_image
 
     pngs = sorted(Path(sample.path).glob("*.png"))
     if not pngs:
         raise DataError(sample.path, "holds no .png frames; delete the data set folder to regenerate it")
     frames = []
     for png in pngs:
-        frame = cv2.imread(str(png), cv2.IMREAD_GRAYSCALE)
+        try:
+            frame = read_image(png, grayscale=True)
+        except DataError:
+            frame = None
         if frame is None or frame.shape != tuple(params.size):
             raise DataError(str(png), f"is not a readable {params.size[0]}x{params.size[1]} PNG (truncated "
                                       "or corrupt); delete the data set folder to regenerate it")

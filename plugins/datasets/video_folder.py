@@ -32,6 +32,9 @@ MODALITIES = {"rgb"}
 KIND = "sequence"
 
 VIDEO_SUFFIXES = (".avi", ".mkv", ".mov", ".mp4")
+# A video must decode to at least this share of the frames its header announces: headers
+# may be a little off, a file cut short decodes to far fewer.
+COMPLETE = 0.9
 
 
 class Params(BaseModel):
@@ -65,13 +68,17 @@ def load(sample: Sample, params: Params) -> np.ndarray:
         if not capture.isOpened():
             raise DataError(str(path), "cannot be opened as a video (missing, empty or an unknown "
                                        "container); re-encode it, e.g. to H.264 .mp4, or delete it")
-        wanted = _frames_to_keep(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), params.max_frames)
-        frames = _decode(capture, wanted)
+        announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        wanted = _frames_to_keep(announced, params.max_frames)
+        frames, ended_at = _decode(capture, wanted)
     finally:
         capture.release()
     if not frames:
         raise DataError(str(path), "no frame could be decoded (empty video or unsupported codec); "
                                    "re-encode it, e.g. to H.264 .mp4, or delete it")
+    if ended_at is not None and ended_at < COMPLETE * announced:
+        raise DataError(str(path), f"only {ended_at} of the {announced} frames its header announces could be "
+                                   "decoded (truncated or corrupt); re-encode or replace it, or delete it")
     if params.max_frames is not None and len(frames) > params.max_frames:  # frame count was unknown
         frames = [frames[i] for i in _uniform(len(frames), params.max_frames)]
     return np.stack([cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames])
@@ -95,8 +102,10 @@ def _uniform(count: int, n: int) -> list[int]:
     return sorted({int(round(i)) for i in np.linspace(0, count - 1, n)})
 
 
-def _decode(capture: Any, wanted: set[int] | None) -> list[np.ndarray]:
-    """The BGR frames of an open ``cv2.VideoCapture`` whose index is in ``wanted`` (all if ``None``).
+def _decode(capture: Any, wanted: set[int] | None) -> tuple[list[np.ndarray], int | None]:
+    """The BGR frames of an open ``cv2.VideoCapture`` whose index is in ``wanted`` (all if ``None``),
+    and the number of frames grabbed if the video ended before the last wanted frame
+    (``None`` if it did not: nothing was missing).
 
     Frames that are not wanted are only grabbed, not converted, and decoding stops after
     the last wanted one.
@@ -105,10 +114,12 @@ def _decode(capture: Any, wanted: set[int] | None) -> list[np.ndarray]:
     frames: list[np.ndarray] = []
     last = max(wanted) if wanted else None
     index = 0
-    while (last is None or index <= last) and capture.grab():
+    while last is None or index <= last:
+        if not capture.grab():
+            return frames, index
         if wanted is None or index in wanted:
             ok, frame = capture.retrieve()
             if ok:
                 frames.append(frame)
         index += 1
-    return frames
+    return frames, None

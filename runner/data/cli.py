@@ -24,18 +24,16 @@ def _walks(conditions: list[str], counts: str | None) -> dict[str, int]:
 
 
 def cmd_synthetic(args: argparse.Namespace) -> int:
-    from rich.progress import Progress
-
+    from ..progress import console_bar
     from .synthetic import generate
 
     if any(not 0 <= v <= 180 for v in args.views):
         raise UsageError("--views: angles must be between 0 and 180 degrees")
     walks = _walks(args.conditions, args.walks)
-    with Progress(transient=True, disable=args.quiet) as bar:
-        task = bar.add_task("synthetic gait", total=None)
+    with console_bar("synthetic gait", unit="sequences", disable=args.quiet) as progress:
         out = generate(args.out, subjects=args.subjects, views=args.views, walks=walks,
                        frames=args.frames, size=tuple(args.size), seed=args.seed, workers=args.workers,
-                       progress=lambda done, total: bar.update(task, completed=done, total=total))
+                       progress=progress)
     if not args.quiet:
         n = args.subjects * sum(walks.values()) * len(args.views)
         print(f"wrote {n} sequences to {out}")
@@ -48,15 +46,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from ..registry import registries
     from ..runfolder import RunFolder
     from ..stages import RunContext
-    from ..stages.data import prepared, summary
+    from ..stages.data import prepared, record
     from .inspect import contact_sheet, print_counts
 
     loaded = load_recipe(args.recipe, args.overrides)
     folder = RunFolder.create(loaded, ["inspect"], artifacts=args.artifacts)
     ctx = RunContext(loaded=loaded, folder=folder, regs=registries(), callbacks=CallbackList())
     prep = prepared(ctx)
-    info = summary(prep.samples) | {"layout": prep.kind, "input_shape": list(prep.input_shape)}
-    folder.write_json("data.json", info)
+    info = record(ctx, prep) | {"skipped_samples": prep.store.skipped}
     contact_sheet(ctx, prep, folder.file("plots", "contact_sheet.png"))
     folder.set_status("inspect", "done")
     if args.json:

@@ -33,12 +33,13 @@ def contact_sheet(ctx: Any, prep: Any, out_png: Any, *, n: int = 6) -> None:
 
     rng = np.random.default_rng(ctx.recipe.seed)
     picks = np.sort(rng.choice(len(prep.samples), size=min(n, len(prep.samples)), replace=False))
-    frames, stride = ctx.recipe.data.clip.frames, ctx.recipe.data.clip.stride
-    raw_ds, owners = eval_dataset(prep.store, picks, None, kind=prep.kind, frames=frames, stride=stride, batch_size=256)
+    frames, stride, pad = ctx.recipe.data.clip.frames, ctx.recipe.data.clip.stride, ctx.recipe.data.clip.pad
+    raw_ds, owners = eval_dataset(prep.store, picks, None, kind=prep.kind, frames=frames, stride=stride, pad=pad,
+                                  batch_size=256)
     raw = next(iter(raw_ds)).numpy()
     first = [int(np.flatnonzero(owners == p)[0]) for p in picks]
     aug_ds = train_dataset(prep.store, picks, prep.labels, kind=prep.kind, frames=frames, batch_size=len(picks),
-                           seed=ctx.recipe.seed, augmenters=augmenters(ctx))
+                           seed=ctx.recipe.seed, augmenters=augmenters(ctx), pad=pad)
     aug_x, aug_y = next(iter(aug_ds))
     fig, axes = plt.subplots(2, len(picks), figsize=(2.2 * len(picks), 4.8), squeeze=False)
     for col, row in enumerate(first):
@@ -70,3 +71,20 @@ def print_counts(info: dict[str, Any]) -> None:
         shown = items if len(items) <= 24 else items[:24]
         table.add_row(" ".join(f"{k}:{v}" for k, v in shown) + (" ..." if len(items) > 24 else ""))
         console.print(table)
+    print_skipped(console, info.get("skipped_samples", []))
+
+
+def print_skipped(console: Any, skipped: list[dict[str, Any]], *, shown: int = 20) -> None:
+    """The samples left out as bad, with the file at fault and why (as ``skipped.json``)."""
+    if not skipped:
+        return
+    from rich.table import Table
+
+    table = Table(title=f"[yellow]{len(skipped)} bad samples left out[/] (listed in skipped.json)")
+    for column in ("sample", "file", "reason"):
+        table.add_column(column, overflow="fold")
+    for entry in skipped[:shown]:
+        table.add_row(entry["path"], entry.get("file", ""), entry["reason"])
+    if len(skipped) > shown:
+        table.add_row(f"... and {len(skipped) - shown} more", "", "")
+    console.print(table)

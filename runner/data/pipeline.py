@@ -6,13 +6,16 @@ window of ``frames`` steps (temporal crop) -> the architecture's layout -> augme
 batch -> prefetch. Evaluation: every deterministic window (``clip.stride`` apart) of every
 sample, in order, with ``owner`` saying which sample each row came from.
 
-Everything after the store runs in the TensorFlow graph (parallel map, no Python per
-sample); randomness comes from ``tf.data.Dataset.random(seed)`` and stateless ops, so a seed
+Everything after the store runs in the TensorFlow graph (parallel map); a store in RAM is
+sliced there, a store on disk is read by positional reads of just the window's frames (one
+small Python call per window, which releases the GIL while it reads). Randomness comes from ``tf.data.Dataset.random(seed)`` and stateless ops, so a seed
 gives the same stream on every run.
 """
 
 from __future__ import annotations
 
+import os
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,23 +46,47 @@ def _to_layout(clip: Any, kind: str) -> Any:
     return clip
 
 
-class _Graph:
-    """The store as tensors, and the graph functions that cut windows from it."""
+def _pad(clip: Any, window: int, pad: str) -> Any:
+    """A clip of n <= ``window`` frames filled up to ``window``: looped, its last frame repeated
+    (``edge``) or zero frames (``zero``). ``error`` stores are checked beforehand (the data
+    stage): no clip reaching this is short, and it is returned as is."""
+    import tensorflow as tf
 
-    def __init__(self, store: ClipStore, kind: str, frames: int):
+    n = tf.shape(clip, out_type=tf.int64)[0]
+    if pad == "error":
+        with tf.control_dependencies([tf.debugging.assert_equal(n, tf.constant(window, tf.int64), message=(
+                "a clip is shorter than data.clip.frames; the data stage should have refused it"))]):
+            return tf.identity(clip)
+    steps = tf.range(window, dtype=tf.int64)
+    if pad == "zero":
+        return tf.concat([clip, tf.zeros(tf.concat([[window - n], tf.shape(clip, out_type=tf.int64)[1:]], 0),
+                                          clip.dtype)], 0)
+    if pad == "loop":
+        return tf.gather(clip, tf.math.floormod(steps, n))
+    return tf.gather(clip, tf.minimum(steps, n - 1))
+
+
+class _Windows:
+    """Cuts windows of ``window`` frames from a store: the frames from ``start`` (fewer if the
+    clip ends first), padded (``data.clip.pad``), cast to float32, in the layout. For the
+    ``image`` layout a short clip is averaged as it is (a mean needs no padding)."""
+
+    def __init__(self, store: ClipStore, kind: str, window: int, pad: str):
         import tensorflow as tf
 
-        self.frames_t = tf.constant(np.asarray(store.frames))
         self.offsets = tf.constant(store.offsets)
         self.lengths = tf.constant(store.lengths)
-        self.kind, self.window = kind, frames
+        self.kind, self.window, self.pad = kind, window, pad
+        self.frame_shape = tuple(store.frames.shape[1:])
+        self.read = _disk_reader(store) if store.folder is not None else _ram_reader(store)
 
     def window_at(self, pos: Any, start: Any) -> Any:
         import tensorflow as tf
 
-        idx = self.offsets[pos] + tf.math.floormod(start + tf.range(self.window, dtype=tf.int64),
-                                                   self.lengths[pos])
-        clip = tf.cast(tf.gather(self.frames_t, idx), tf.float32)
+        count = tf.minimum(self.lengths[pos] - start, self.window)
+        clip = tf.cast(self.read(self.offsets[pos] + start, count), tf.float32)
+        if self.kind != "image":
+            clip = tf.ensure_shape(_pad(clip, self.window, self.pad), [self.window, *self.frame_shape])
         return _to_layout(clip, self.kind)
 
     def random_window(self, pos: Any, seed: Any) -> Any:
@@ -69,6 +96,41 @@ class _Graph:
         u = tf.random.stateless_uniform([], seed=seed)
         start = tf.cast(tf.floor(u * tf.cast(room, tf.float32)), tf.int64)
         return self.window_at(pos, tf.minimum(start, room - 1))
+
+
+def _ram_reader(store: ClipStore) -> Callable[[Any, Any], Any]:
+    """``count`` frames from frame ``first`` of a store in RAM, sliced in the graph."""
+    import tensorflow as tf
+
+    frames_t = tf.constant(np.asarray(store.frames))
+    return lambda first, count: frames_t[first: first + count]
+
+
+def _disk_reader(store: ClipStore) -> Callable[[Any, Any], Any]:
+    """``count`` frames from frame ``first`` of a store on disk, by positional reads.
+
+    ``pread`` into a fresh array rather than slicing the memory map: pages read this way
+    stay in the OS page cache (shared, reclaimable) instead of counting in this process's
+    resident memory, so memory does not grow as an epoch touches the whole store.
+    """
+    import tensorflow as tf
+
+    frame_shape, dtype = store.frames.shape[1:], store.frames.dtype
+    frame_bytes = int(np.prod(frame_shape)) * dtype.itemsize
+    fd = os.open(store.folder / "frames.bin", os.O_RDONLY)  # type: ignore[operator]
+    weakref.finalize(store, os.close, fd)
+
+    def read(first: np.int64, count: np.int64) -> np.ndarray:
+        out = np.empty((int(count), *frame_shape), dtype)
+        if os.preadv(fd, [out.data.cast("B")], int(first) * frame_bytes) != out.nbytes:
+            raise OSError(f"{store.folder}: frames.bin is shorter than its index; delete the store")
+        return out
+
+    def graph_read(first: Any, count: Any) -> Any:
+        out = tf.numpy_function(read, [first, count], tf.as_dtype(dtype), stateful=False)
+        return tf.ensure_shape(out, [None, *frame_shape])
+
+    return graph_read
 
 
 def _augment(x: Any, seed: Any, augmenters: Sequence[Augmenter], kind: str) -> Any:
@@ -106,13 +168,13 @@ def oversampled(positions: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def train_dataset(store: ClipStore, positions: np.ndarray, labels: np.ndarray, *, kind: str, frames: int,
-                  batch_size: int, seed: int, augmenters: Sequence[Augmenter] = (),
+                  batch_size: int, seed: int, augmenters: Sequence[Augmenter] = (), pad: str = "error",
                   groups: np.ndarray | None = None, label_of: Callable[[Any], Any] | None = None) -> Any:
     """Endless (x, y) batches for ``model.fit`` (use ``steps_per_epoch``). ``labels`` is indexed
     by store position; ``groups`` (per entry of ``positions``) turns on balanced sampling."""
     import tensorflow as tf
 
-    graph = _Graph(store, kind, frames)
+    graph = _Windows(store, kind, frames, pad)
     label_t = tf.constant(labels)
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
     ds = tf.data.Dataset.zip((_positions(positions, groups, seed), seeds))
@@ -139,13 +201,13 @@ def eval_rows(store: ClipStore, positions: np.ndarray, *, frames: int, stride: i
 
 
 def eval_dataset(store: ClipStore, positions: np.ndarray, labels: np.ndarray | None, *, kind: str,
-                 frames: int, stride: int | None, batch_size: int,
+                 frames: int, stride: int | None, batch_size: int, pad: str = "error",
                  label_of: Callable[[Any], Any] | None = None) -> tuple[Any, np.ndarray]:
     """Deterministic windows of ``positions`` as a batched dataset, plus each row's owner."""
     import tensorflow as tf
 
     owners, starts = eval_rows(store, positions, frames=frames, stride=stride or frames)
-    graph = _Graph(store, kind, frames)
+    graph = _Windows(store, kind, frames, pad)
     ds = tf.data.Dataset.from_tensor_slices((owners, starts))
     if labels is None:
         ds = ds.map(lambda p, s: graph.window_at(p, s), num_parallel_calls=tf.data.AUTOTUNE)

@@ -60,11 +60,14 @@ def crop_silhouette(frame: np.ndarray, size: tuple[int, int] = (64, 44)) -> tupl
     scaled_width = max(1, round(crop.shape[1] * height / crop.shape[0]))
     crop = cv2.resize(crop, (scaled_width, height), interpolation=cv2.INTER_LINEAR)
     mass = crop.sum(axis=0)
-    centre = round(float(np.average(np.arange(scaled_width), weights=mass))) if mass.sum() > 0 \
-        else scaled_width // 2
-    padded = np.pad(crop, ((0, 0), (width, width)))
-    left = centre + width - width // 2  # padded column of the output's first column
-    return np.clip(padded[:, left:left + width], 0.0, 1.0), True
+    total = float(mass.sum())
+    centre = round(float(mass @ np.arange(scaled_width)) / total) if total > 0 else scaled_width // 2
+    first = centre - width // 2  # the crop's column shown in the output's first column
+    out = np.zeros(size, np.float32)
+    lo, hi = max(first, 0), min(first + width, scaled_width)
+    if hi > lo:
+        out[:, lo - first:hi - first] = crop[:, lo:hi]
+    return np.clip(out, 0.0, 1.0, out=out), True
 
 
 def optical_flow(frames: np.ndarray) -> np.ndarray:

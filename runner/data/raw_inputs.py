@@ -1,5 +1,5 @@
 """Raw adapter output -> model inputs for serving, without TensorFlow: ``to_clip`` (as the clip
-store does, at the store's float16 precision), then the evaluation windows in the model's layout.
+store does, in the modality's storage dtype), then the evaluation windows in the model's layout.
 
 Training and evaluation cut windows with tf.data (``gaitrun.data.pipeline.eval_dataset``); a
 server of an ONNX model should not import TensorFlow (seconds, and memory) to answer a raw
@@ -16,9 +16,10 @@ def model_inputs(raw: np.ndarray, *, modality: str, kind: str, frames: int, size
                  stride: int | None = None, source: str = "sample") -> np.ndarray:
     """(windows, *input_shape) float32 for one decoded sample ``raw``, windows ``stride`` apart
     (default ``frames``) as ``data.clip`` of a recipe says; a clip shorter than a window is refused."""
+    from .decode import STORE_DTYPES
     from .preprocess import to_clip
 
-    clip = to_clip(raw, modality=modality, size=size, source=source).astype(np.float16).astype(np.float32)
+    clip = to_clip(raw, modality=modality, size=size, source=source).astype(STORE_DTYPES[modality]).astype(np.float32)
     length = min(frames, len(clip)) if kind == "image" else frames
     if len(clip) < length:
         raise ValueError(f"{source} gives {len(clip)} time steps, the model takes windows of {length}")

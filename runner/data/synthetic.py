@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import json
 import math
 import multiprocessing
@@ -29,6 +30,8 @@ from typing import Any
 import numpy as np
 
 from gaitrun.errors import DataError
+
+from .temporaries import remove_dead
 
 VERSION = 1
 MANIFEST = "synthetic_gait.json"
@@ -379,6 +382,7 @@ def generate(out_dir: Path, *, subjects: int, views: Sequence[int], walks: Mappi
     out = Path(out_dir)
     if _claimed(out, spec):
         return out
+    remove_dead(out.parent, f"{glob.escape(out.name)}.tmp-*")  # left by killed generators
     tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
     try:
         shutil.rmtree(tmp, ignore_errors=True)

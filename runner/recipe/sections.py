@@ -29,6 +29,9 @@ class Clip(Strict):
     frames: int = Field(25, ge=1, le=4096, description="frames per clip (sequence modalities)")
     stride: int | None = Field(None, ge=1, le=4096,
                                description="step between evaluation windows; default: frames")
+    pad: Literal["error", "loop", "edge", "zero"] = Field(
+        "error", description="a sample shorter than frames: error (a bad sample), or fill the window by "
+                             "looping it, repeating its last frame (edge) or with zero frames")
     size: tuple[int, int] = Field((64, 44), description="[height, width] of each frame after preprocessing")
 
     @field_validator("size")
@@ -51,6 +54,8 @@ class DataBase(Strict):
         "none", description="balanced batches across classes or walking conditions")
     oversample: bool = Field(False, description="repeat samples of rare classes up to the largest")
     max_samples: int | None = Field(None, ge=1, description="use at most this many samples (smoke tests)")
+    workers: int | None = Field(None, ge=1, le=256,
+                                description="processes that decode and preprocess; null: one per CPU core")
 
 
 # --- train ------------------------------------------------------------------------------

@@ -94,7 +94,7 @@ def train_one(ctx: RunContext, prep: Prepared, fold: Fold, folder: Any, *, epoch
         with setup.distribution_scope(train):
             train_model, loss, label_of = setup.training_model(model, train.loss, declared_outputs(ctx))
             _compile(model, train_model, loss, train, resumed=resumed, optimizer=optimizer, lr=lr * factor)
-        common = {"kind": prep.kind, "frames": recipe.data.clip.frames, "label_of": label_of}
+        common = {"kind": prep.kind, "frames": recipe.data.clip.frames, "pad": recipe.data.clip.pad, "label_of": label_of}
         train_ds = train_dataset(prep.store, positions, prep.labels, batch_size=train.batch_size, seed=recipe.seed,
                                  augmenters=augmenters(ctx), groups=_groups(ctx, prep, positions), **common)
         val_ds, _ = eval_dataset(prep.store, fold.val, prep.labels, stride=recipe.data.clip.stride,

@@ -18,7 +18,8 @@ def predict_rows(model: Any, prep: Any, positions: np.ndarray, recipe: Any, *, o
     layer = model.get_layer(output).output
     sub = keras.Model(model.inputs, layer)
     ds, owners = eval_dataset(prep.store, positions, None, kind=prep.kind, frames=recipe.data.clip.frames,
-                              stride=recipe.data.clip.stride, batch_size=recipe.train.batch_size)
+                              stride=recipe.data.clip.stride, pad=recipe.data.clip.pad,
+                              batch_size=recipe.train.batch_size)
     out = np.asarray(sub.predict(ds, verbose=0), dtype=np.float32)
     if out.ndim > 3:  # a 1x1 convolutional code (cnn3d): one vector per window
         out = out.reshape(len(out), -1)
