@@ -5,6 +5,8 @@ the gait run also checks the saved evaluation embeddings against metrics.json.""
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
 import subprocess
 import sys
@@ -97,4 +99,33 @@ def test_tflite_run_shows_progress_but_no_library_chatter(tmp_path):
     _assert_clean(res.stdout + res.stderr)
     run = next((tmp_path / "art" / "tiny_tflite").iterdir())
     log = (run / "log.txt").read_text()
+    assert TF_CPP.search(log), log
+
+
+def test_a_real_terminal_gets_live_progress_and_no_chatter(tmp_path):
+    """Under a pseudo-terminal rich draws live progress bars, which by default would take over
+    sys.stderr and pass library warnings through to the screen."""
+    (tmp_path / "r.yaml").write_text(DIGITS_TFLITE.replace("deploy:", "# deploy:"))
+    exe = Path(sys.executable).parent / "gaitrun"
+    env = {"GAITRUN_CACHE": str(tmp_path / "cache"), "PATH": str(exe.parent), "HOME": str(tmp_path),
+           "TERM": "xterm", "COLUMNS": "120"}
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([str(exe), "run", "r.yaml", "--artifacts", "art"], cwd=tmp_path, env=env,
+                            stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.wait(timeout=600) == 0
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode(errors="replace"))  # no colours
+    assert "▶ train" in screen and "run finished" in screen
+    _assert_clean(screen)
+    log = next((tmp_path / "art" / "tiny_tflite").iterdir()).joinpath("log.txt").read_text()
     assert TF_CPP.search(log), log
