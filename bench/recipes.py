@@ -8,7 +8,7 @@ figure read from each run's ``metrics.json`` is the recipe's stated one:
   the mean over folds; the per-window figures are printed as ``window NM``);
 - classifiers: accuracy per sample (``summary.mean.accuracy``, the mean over folds).
 
-The table gives mean ± sd over seeds (sample sd; 0 with one seed), every seed's value and the wall
+The table gives mean ± sd over seeds (sample sd), every seed's value and the wall
 time of each run (data generation included on the first run of a data set; later runs hit the cache).
 
     python bench/recipes.py [--seeds 3] [--recipe NAME ...] [--artifacts DIR] [--out results.json]
@@ -85,7 +85,8 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def table(summary: list[dict[str, Any]]) -> str:
     lines = ["| recipe | figure | mean ± sd (%) | per seed (%) | wall time per run (s) |", "|---|---|---|---|---|"]
     for s in summary:
-        mean = "—" if s["mean"] is None else f"{100 * s['mean']:.1f} ± {100 * s['sd']:.1f}"
+        spread = f" ± {100 * s['sd']:.1f}" if len(s["values"]) > 1 else " (one seed)"
+        mean = "—" if s["mean"] is None else f"{100 * s['mean']:.1f}{spread}"
         seeds = ", ".join(f"{100 * v:.1f}" for v in s["values"]) or "; ".join(s["failed"])[:120]
         lines.append(f"| {s['recipe']} | {s['figure']} | {mean} | {seeds} | {', '.join(f'{w:.0f}' for w in s['wall_s'])} |")
     return "\n".join(lines)
