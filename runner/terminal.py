@@ -35,7 +35,8 @@ def _open_log(path: Path) -> int:
     except OSError as exc:
         raise RunFolderError(f"cannot write {path}: {exc.strerror or exc}; check the folder's "
                              "permissions and free space") from exc
-    os.write(fd, f"--- gaitrun {' '.join(sys.argv[1:])} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
+    with contextlib.suppress(OSError):  # a full disk fails the run where it writes its results, not here
+        os.write(fd, f"--- gaitrun {' '.join(sys.argv[1:])} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
     return fd
 
 
@@ -46,10 +47,14 @@ class _Stderr:
         self._stream, self.rich_proxied_file = stream, terminal
 
     def write(self, text: str) -> int:
-        return self._stream.write(text)
+        try:
+            return self._stream.write(text)
+        except OSError:  # the log is best effort: a full disk must not turn a warning into a crash
+            return len(text)
 
     def flush(self) -> None:
-        self._stream.flush()
+        with contextlib.suppress(OSError):
+            self._stream.flush()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
