@@ -33,6 +33,11 @@ class CallbackList(Callback):
         return object.__getattribute__(self, name)
 
 
+# A live progress bar must not take over sys.stdout/sys.stderr: library warnings written there
+# while it runs belong in the run's log.txt (gaitrun.terminal), not on the terminal.
+KEEP_STREAMS = {"redirect_stdout": False, "redirect_stderr": False}
+
+
 class ConsoleCallback(Callback):
     """Human progress on stderr with rich: stage lines, a bar per fold's epochs."""
 
@@ -60,7 +65,7 @@ class ConsoleCallback(Callback):
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
         self._progress = Progress(TextColumn(f"fold {fold}"), BarColumn(), TextColumn("{task.description}"),
-                                  TimeRemainingColumn(), console=self.console, transient=True)
+                                  TimeRemainingColumn(), console=self.console, transient=True, **KEEP_STREAMS)
         self._progress.start()
         self._task = self._progress.add_task("", total=total_epochs)
 
@@ -86,7 +91,7 @@ class ConsoleCallback(Callback):
         from .progress import columns, update
 
         if self._progress is None:
-            self._progress = Progress(*columns(), console=self.console, transient=True)
+            self._progress = Progress(*columns(), console=self.console, transient=True, **KEEP_STREAMS)
             self._progress.start()
             self._task = self._progress.add_task(task, total=total, rate="")
         update(self._progress, self._task, done, total, "samples")

@@ -265,14 +265,26 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def _execute(ctx: Any, *, as_json: bool, quiet: bool) -> int:
     from .stages import run_stages
+    from .terminal import captured
 
-    run_stages(ctx)
+    with captured(ctx.folder.file("log.txt")):  # library chatter goes to log.txt, not the terminal
+        run_stages(ctx)
     stages = {s["name"]: s["status"] for s in ctx.folder.manifest["stages"]}
     if as_json:
         _emit_json({"ok": True, "status": "done", "run_folder": str(ctx.folder.path), "stages": stages})
-    elif not quiet:
-        print(f"run finished: {ctx.folder.path}")
+    else:
+        print(f"run finished: {ctx.folder.path}{_result_figures(ctx.folder)}")
     return 0
+
+
+def _result_figures(folder: Any) -> str:
+    """" (accuracy 0.95, rank1_nm 0.93)": the headline figures of metrics.json's summary."""
+    from .atomic import read_json
+
+    path = folder.file("metrics.json")
+    mean = (read_json(path).get("summary") or {}).get("mean", {}) if path.is_file() else {}
+    keys = [k for k in ("accuracy", "rank1_nm", "rank1_bg", "rank1_cl") if isinstance(mean.get(k), (int, float))]
+    return f" ({', '.join(f'{k} {mean[k]:.4f}' for k in keys)})" if keys else ""
 
 
 def _context(loaded: Any, folder: Any, args: argparse.Namespace) -> Any:

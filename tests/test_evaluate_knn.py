@@ -9,7 +9,7 @@ import pytest
 
 from gaitrun.data.records import Sample
 from gaitrun.errors import DataError
-from gaitrun.evaluate.knn import knn_rank1, normalise, protocol_eval
+from gaitrun.evaluate.knn import distances, knn_rank1, normalise, pool_sequences, protocol_eval
 
 # --- the protocol fixture -----------------------------------------------------------------
 # Gallery: subjects A, B, C walking nm-01 in views 000 and 090; entry i is the unit vector e_i
@@ -207,3 +207,60 @@ def test_bad_options_are_refused(option, message):
     emb, samples, gallery, probes = protocol_fixture()
     with pytest.raises(ValueError, match=message):
         protocol_eval(emb, samples, gallery, probes, **option)
+
+
+# --- exact distances ----------------------------------------------------------------------
+def _float32_expansion(probe: np.ndarray, gallery: np.ndarray) -> np.ndarray:
+    """The old distance: sqrt(|p|^2 + |g|^2 - 2 p.g) in float32."""
+    p, g = probe.astype(np.float32), gallery.astype(np.float32)
+    d2 = np.einsum("ij,ij->i", p, p)[:, None] + np.einsum("ij,ij->i", g, g)[None, :] - 2 * (p @ g.T)
+    return np.sqrt(np.maximum(d2, 0))
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def test_near_tie_is_ranked_by_the_exact_distance():
+    # Two gallery entries about 1e-3 from the probe, 1.7e-6 apart: the float32 expansion loses
+    # the digits that decide (it even puts the farther one first); float64 keeps them.
+    rng = np.random.default_rng(3)
+    probe = _unit(rng.normal(size=64))
+    near = _unit(probe + 1e-3 * _unit(rng.normal(size=64)))
+    far = _unit(probe + 1.0005e-3 * _unit(rng.normal(size=64)))
+    gallery = np.stack([near, far])
+    exact = np.sqrt(((probe.astype(np.float64) - gallery.astype(np.float64)) ** 2).sum(-1))
+    assert exact[0] < exact[1] and exact[1] - exact[0] < 2e-6
+    assert _float32_expansion(probe[None], gallery)[0].argmin() == 1  # the old way gets it wrong
+    ours = distances(normalise(probe[None]), normalise(gallery), "euclidean")[0]
+    assert ours == pytest.approx(exact, rel=1e-6)
+    assert ours.argmin() == 0
+    accuracy, predicted = knn_rank1(gallery, ["near", "far"], probe[None], ["near"])
+    assert predicted.tolist() == ["near"] and accuracy == 1.0
+
+
+def test_distances_are_float64_from_float16_input():
+    a = np.array([[1.0, 0.0]], dtype=np.float16)
+    b = np.array([[0.0, 1.0], [1.0, 0.0]], dtype=np.float16)
+    for metric in ("euclidean", "cosine"):
+        d = distances(a, b, metric)
+        assert d.dtype == np.float64
+    assert distances(a, b, "euclidean")[0] == pytest.approx([np.sqrt(2), 0.0])
+
+
+# --- one embedding per sequence -----------------------------------------------------------
+def test_pool_sequences_averages_normalised_windows_per_owner():
+    # Owner 7: windows (3, 0) and (0, 1) -> normalised (1, 0), (0, 1) -> mean (.5, .5) -> unit.
+    # Owner 2: one window (0, -5) -> (0, -1). Owners come back sorted.
+    windows = np.array([[3.0, 0.0], [0.0, -5.0], [0.0, 1.0]])
+    pooled, owners = pool_sequences(windows, np.array([7, 2, 7]))
+    assert owners.tolist() == [2, 7]
+    assert pooled == pytest.approx(np.array([[0.0, -1.0], [np.sqrt(.5), np.sqrt(.5)]]))
+
+
+def test_pool_sequences_keeps_strips_separate():
+    # (N, strips, D): each strip is normalised, averaged and normalised on its own.
+    windows = np.array([[[2.0, 0.0], [0.0, 9.0]], [[0.0, 2.0], [0.0, 1.0]]])
+    pooled, _ = pool_sequences(windows, np.array([0, 0]))
+    assert pooled.shape == (1, 4)
+    assert pooled[0] == pytest.approx([np.sqrt(.5), np.sqrt(.5), 0.0, 1.0])

@@ -98,7 +98,8 @@ def test_markdown_tables():
     assert "| mean ± std (2 folds) | 80.0 ± 14.1 | 30.0 ± 0.0 |" in lines  # bg: one fold has it
     assert "| condition | 000 | 090 | mean |" in lines
     assert "| NM | 80.0 | 80.0 | 80.0 |" in lines and "| BG | 30.0 | — | 30.0 |" in lines
-    assert "per sequence" not in text  # per: subsequence only
+    assert "### Rank-1 per sequence (%)" in lines  # rank1: the headline, per sequence
+    assert "per window" not in text  # no rank1_window in these metrics: no table
 
 
 def test_markdown_tables_of_a_classifier_run_with_one_fold():

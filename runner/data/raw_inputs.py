@@ -24,10 +24,24 @@ def model_inputs(raw: np.ndarray, *, modality: str, kind: str, frames: int, size
     if len(clip) < length:
         raise ValueError(f"{source} gives {len(clip)} time steps, the model takes windows of {length}")
     starts = range(0, len(clip) - length + 1, stride or length)
-    return np.stack([_layout(clip[start:start + length], kind) for start in starts])
+    return np.stack([layout(clip[start:start + length], kind) for start in starts])
 
 
-def _layout(window: np.ndarray, kind: str) -> np.ndarray:
+def take(clip: np.ndarray, start: int, length: int, pad: str = "error") -> np.ndarray:
+    """``length`` frames of ``clip`` from ``start``; fewer left are filled as ``data.clip.pad``
+    says (``loop``, ``edge``: the last frame repeated, ``zero``), as the tf.data windows are."""
+    window = clip[start:start + length]
+    if len(window) == length:
+        return window
+    if pad == "zero":
+        return np.concatenate([window, np.zeros((length - len(window), *window.shape[1:]), window.dtype)])
+    if pad in ("loop", "edge"):
+        steps = np.arange(length)
+        return window[steps % len(window) if pad == "loop" else np.minimum(steps, len(window) - 1)]
+    raise ValueError(f"a clip of {len(clip)} frames has no window of {length} from frame {start} (data.clip.pad: error)")
+
+
+def layout(window: np.ndarray, kind: str) -> np.ndarray:
     """A window (T, H, W, C), or (T, C) for inertial, in the layout ``kind``."""
     if kind == "image":
         return window.mean(axis=0, dtype=np.float32)

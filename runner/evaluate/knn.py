@@ -4,7 +4,9 @@ Embeddings are L2-normalised before any distance: a (N, D) array row by row; a (
 array of S strips (GaitSet's horizontal pyramid) strip by strip, then flattened to (N, S*D),
 so every strip weighs the same, as GaitSet's evaluation does. After this normalisation all
 rows have the same norm, so ``euclidean`` and ``cosine`` rank neighbours identically: the
-metric changes the distance values, not the rank-1 figures.
+metric changes the distance values, not the rank-1 figures. Distances are computed in float64
+(``distances``): the float32 expansion sqrt(|p|^2 + |g|^2 - 2 p.g) loses most digits of a small
+distance and can swap two nearly tied neighbours.
 
 A probe is predicted by a majority vote among its ``k`` nearest gallery entries; a tie goes
 to the tied label with the nearest entry. Per sequence, the predictions of a sequence's rows
@@ -30,8 +32,9 @@ ALL = "all"  # the one condition / view when a protocol does not split by it
 
 
 def normalise(embeddings: np.ndarray) -> np.ndarray:
-    """L2-normalised (N, D) rows, or (N, S, D) strips normalised one by one and flattened to (N, S*D)."""
-    emb = np.asarray(embeddings, dtype=np.float32)
+    """L2-normalised (N, D) rows, or (N, S, D) strips normalised one by one and flattened to
+    (N, S*D); float64."""
+    emb = np.asarray(embeddings, dtype=np.float64)
     if emb.ndim not in (2, 3):
         raise ValueError(f"embeddings must be (N, D) or (N, strips, D), got shape {emb.shape}")
     norms = np.linalg.norm(emb, axis=-1, keepdims=True)
@@ -39,7 +42,9 @@ def normalise(embeddings: np.ndarray) -> np.ndarray:
 
 
 def distances(probe: np.ndarray, gallery: np.ndarray, metric: str) -> np.ndarray:
-    """(P, G) distances between rows: ``euclidean`` or ``cosine`` (1 - cosine similarity)."""
+    """(P, G) distances between rows: ``euclidean`` or ``cosine`` (1 - cosine similarity),
+    computed in float64 whatever the input dtype (float16/float32 rows are upcast first)."""
+    probe, gallery = np.asarray(probe, dtype=np.float64), np.asarray(gallery, dtype=np.float64)
     dot = probe @ gallery.T
     p2 = np.einsum("ij,ij->i", probe, probe)[:, None]
     g2 = np.einsum("ij,ij->i", gallery, gallery)[None, :]
@@ -87,6 +92,17 @@ def knn_rank1(gallery_emb: np.ndarray, gallery_labels: Sequence[Hashable], probe
     dist = distances(normalise(probe_emb), normalise(gallery_emb), metric)
     predictions, _ = predict(dist, gallery_labels, k)
     return float(np.mean(predictions == probe_labels)), predictions
+
+
+def pool_sequences(embeddings: np.ndarray, owners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One embedding per sequence from the embeddings of its windows: every window normalised
+    (as ``normalise``), their mean per owner, normalised again. Returns (float64 (N, D) rows,
+    the sorted owners they belong to)."""
+    emb = normalise(embeddings)
+    positions, inverse = np.unique(np.asarray(owners), return_inverse=True)
+    sums = np.zeros((len(positions), emb.shape[1]))
+    np.add.at(sums, inverse.ravel(), emb)
+    return normalise(sums.reshape(len(positions), *np.shape(embeddings)[1:])), positions
 
 
 # --- gait protocols ---------------------------------------------------------------------

@@ -15,7 +15,8 @@ import numpy as np
 
 from .classification import aggregate_folds
 
-RANK1_TITLES = {"rank1": "Rank-1 per subsequence", "rank1_sequence": "Rank-1 per sequence (majority vote)"}
+RANK1_TITLES = {"rank1": "Rank-1 per sequence", "rank1_window": "Rank-1 per window",
+                "rank1_sequence": "Rank-1 per sequence (majority vote of windows)"}
 
 
 def markdown_tables(metrics: Mapping[str, Any]) -> str:

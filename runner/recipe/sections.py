@@ -135,7 +135,9 @@ class Knn(Strict):
     protocol: Literal["casia_b", "tum_gaid", "none"] = Field(
         "casia_b", description="gallery/probe split by walking condition")
     exclude_identical_view: bool = True
-    per: Literal["subsequence", "sequence", "both"] = "both"
+    per: Literal["subsequence", "sequence", "both"] = Field(
+        "both", description="sequence: rank-1 per sequence (one embedding per whole sequence, "
+                            "key rank1, the headline); subsequence: per window (rank1_window); both")
 
 
 class Evaluate(Strict):

@@ -134,7 +134,8 @@ def run_fold(ctx: RunContext, prep: Prepared, fold: Fold) -> dict:
         model = train_one(ctx, prep, fold, folder, epochs=ctx.recipe.train.epochs)
         finish_fold(folder, model)
     metrics = {"fold": fold.name, "train_samples": len(fold.train), "val_samples": len(fold.val),
-               **evaluate_fold(model, prep, fold, ctx.recipe, outputs=declared_outputs(ctx))}
+               **evaluate_fold(model, prep, fold, ctx.recipe, outputs=declared_outputs(ctx),
+                               save_to=folder / "embeddings.npz")}
     ctx.folder.write_json(f"folds/{fold.name}/metrics.json", metrics)
     ctx.callbacks.on_fold_end(fold.name, headline(metrics))
     release()
@@ -142,13 +143,14 @@ def run_fold(ctx: RunContext, prep: Prepared, fold: Fold) -> dict:
 
 
 def headline(metrics: dict) -> dict[str, float]:
-    """The scalar figures of a fold's metrics, flattened (``accuracy``, ``rank1_nm``, ...)."""
+    """The scalar figures of a fold's metrics, flattened (``accuracy``, ``rank1_nm`` per sequence,
+    ``rank1_window_nm`` per window, ...)."""
     out = {}
     for key, value in metrics.get("classification", {}).items():
         if isinstance(value, float):
             out[key] = value
     knn = metrics.get("knn", {})
-    for table in ("rank1", "rank1_sequence"):
+    for table in ("rank1", "rank1_window"):
         for cond, value in (knn.get(table) or {}).items():
             if isinstance(value, (int, float)):
                 out[f"{table}_{cond}"] = float(value)
@@ -197,7 +199,8 @@ def _score_test(ctx: RunContext, prep: Prepared, test: np.ndarray, best: str) ->
     model = keras.saving.load_model(ctx.folder.file("folds", best, "model.keras"), safe_mode=True)
     fold = Fold(name="test", train=np.setdiff1d(np.arange(len(prep.samples)), test), val=test)
     out = {"model": f"folds/{best}/model.keras",
-           **evaluate_fold(model, prep, fold, ctx.recipe, outputs=declared_outputs(ctx))}
+           **evaluate_fold(model, prep, fold, ctx.recipe, outputs=declared_outputs(ctx),
+                           save_to=ctx.folder.file("test", "embeddings.npz"))}
     release()
     return out
 
@@ -216,6 +219,6 @@ def _plots(ctx: RunContext, per_fold: list[dict]) -> None:
         names = first["classification"].get("class_names") or []
         plots.plot_confusion_matrix(cm, names, folder.file("plots", "confusion_matrix.png"))
     knn = first.get("knn", {})
-    matrix = knn.get("rank1_matrix") or knn.get("rank1_sequence_matrix")
+    matrix = knn.get("rank1_matrix") or knn.get("rank1_window_matrix")
     if matrix:
         plots.plot_rank1_heatmap(matrix, knn.get("views", []), folder.file("plots", "rank1_per_view.png"))

@@ -1,0 +1,129 @@
+"""Every shipped recipe over several seeds: does it learn, how much do seeds move it, how long does it take.
+
+Each recipe runs through the real CLI (``gaitrun run RECIPE --json --set seed=S``) for the seeds
+S = recipe seed, recipe seed + 1, ... (so ``--seeds 1`` is the shipped run), one at a time. The
+figure read from each run's ``metrics.json`` is the recipe's stated one:
+
+- gait recipes (k-NN): rank-1 per sequence for NM, BG and CL probes (``summary.mean.rank1_<c>``,
+  the mean over folds; the per-window figures are printed as ``window NM``);
+- classifiers: accuracy per sample (``summary.mean.accuracy``, the mean over folds).
+
+The table gives mean ± sd over seeds (sample sd), every seed's value and the wall
+time of each run (data generation included on the first run of a data set; later runs hit the cache).
+
+    python bench/recipes.py [--seeds 3] [--recipe NAME ...] [--artifacts DIR] [--out results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+FIGURES = (("rank1_nm", "rank-1 NM"), ("rank1_bg", "rank-1 BG"), ("rank1_cl", "rank-1 CL"),
+           ("rank1_window_nm", "window NM"), ("accuracy", "accuracy"))
+
+
+def machine() -> str:
+    """CPU model, its VNNI flags and the load, for the record."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    vnni = ", ".join(f"{f}={'yes' if f in flags else 'no'}" for f in ("avx512_vnni", "avx_vnni"))
+    return f"{model} ({os.cpu_count()} cores; {vnni}); load {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}"
+
+
+def run_once(recipe: Path, seed: int, artifacts: Path, overrides: list[str]) -> dict[str, Any]:
+    """One CLI run; its wall time, run folder and headline figures (mean over folds)."""
+    exe = Path(sys.executable).parent / "gaitrun"
+    argv = [str(exe), "run", str(recipe), "--artifacts", str(artifacts), "--json", "--set", f"seed={seed}"]
+    for item in overrides:
+        argv += ["--set", item]
+    start = time.perf_counter()
+    res = subprocess.run(argv, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    try:
+        payload = json.loads(res.stdout)
+    except json.JSONDecodeError:
+        payload = {"ok": False, "errors": [res.stderr.strip()[-500:] or f"exit code {res.returncode}"]}
+    row: dict[str, Any] = {"recipe": recipe.stem, "seed": seed, "wall_s": round(wall, 1), "ok": bool(payload.get("ok"))}
+    if not row["ok"]:
+        row["error"] = "; ".join(payload.get("errors") or [str(payload.get("stages"))])
+        return row
+    folder = Path(payload["run_folder"])
+    mean = json.loads((folder / "metrics.json").read_text())["summary"]["mean"]
+    row.update(run_folder=str(folder), figures={k: mean[k] for k, _ in FIGURES if isinstance(mean.get(k), (int, float))})
+    return row
+
+
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per recipe and figure: mean, sd and the per-seed values; plus the wall times."""
+    out = []
+    for name in dict.fromkeys(r["recipe"] for r in rows):
+        runs = [r for r in rows if r["recipe"] == name]
+        done = [r for r in runs if r["ok"]]
+        keys = [k for k, _ in FIGURES if done and all(k in r["figures"] for r in done)]
+        if "rank1_nm" in keys:
+            keys.remove("accuracy") if "accuracy" in keys else None
+        for key in keys or [None]:
+            values = [r["figures"][key] for r in done] if key else []
+            out.append({"recipe": name, "figure": dict(FIGURES).get(key, "failed"), "values": values,
+                        "mean": statistics.fmean(values) if values else None,
+                        "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+                        "wall_s": [r["wall_s"] for r in runs], "failed": [r.get("error") for r in runs if not r["ok"]]})
+    return out
+
+
+def table(summary: list[dict[str, Any]]) -> str:
+    lines = ["| recipe | figure | mean ± sd (%) | per seed (%) | wall time per run (s) |", "|---|---|---|---|---|"]
+    for s in summary:
+        spread = f" ± {100 * s['sd']:.1f}" if len(s["values"]) > 1 else " (one seed)"
+        mean = "—" if s["mean"] is None else f"{100 * s['mean']:.1f}{spread}"
+        seeds = ", ".join(f"{100 * v:.1f}" for v in s["values"]) or "; ".join(s["failed"])[:120]
+        lines.append(f"| {s['recipe']} | {s['figure']} | {mean} | {seeds} | {', '.join(f'{w:.0f}' for w in s['wall_s'])} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=3, help="runs per recipe (default 3)")
+    parser.add_argument("--recipe", action="append", default=[], help="recipe name or path (repeatable; default: all)")
+    parser.add_argument("--artifacts", type=Path, default=None, help="where the runs go (default: a temporary folder)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="extra --set for every run")
+    parser.add_argument("--out", type=Path, default=None, help="also write every run and the summary as JSON")
+    args = parser.parse_args()
+    if args.seeds < 1:
+        parser.error("--seeds must be at least 1")
+    recipes = [Path(r) if r.endswith(".yaml") else REPO / "recipes" / f"{r}.yaml" for r in args.recipe] \
+        or sorted((REPO / "recipes").glob("*.yaml"))
+    missing = [str(r) for r in recipes if not r.is_file()]
+    if missing:
+        parser.error(f"no such recipe: {', '.join(missing)}")
+    artifacts = args.artifacts or Path(tempfile.mkdtemp(prefix="bench-recipes-"))
+    print(f"machine: {machine()}\nruns in {artifacts}", flush=True)
+    rows = []
+    for recipe in recipes:
+        from gaitrun.yamlio import load_file
+
+        seed = int(load_file(recipe).data.get("seed", 0))
+        for s in range(seed, seed + args.seeds):
+            rows.append(run_once(recipe, s, artifacts, args.overrides))
+            shown = rows[-1].get("figures") or rows[-1].get("error")
+            print(f"{recipe.stem} seed {s}: {rows[-1]['wall_s']:.0f} s {shown}", flush=True)
+    summary = summarise(rows)
+    print(f"\n{table(summary)}\n\nload at the end: {machine().rsplit('load ', 1)[1]}")
+    if args.out:
+        args.out.write_text(json.dumps({"machine": machine(), "runs": rows, "summary": summary}, indent=2))
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
