@@ -75,6 +75,14 @@ def _probe_gcs(target: str, host: str, port: int, token: str | None) -> None:
             raise no_cluster(target, f"its GCS did not answer: {exc.code().name}") from exc
 
 
+def _enable_token_mode() -> None:
+    """RAY_AUTH_MODE=token for this process and its children, as Ray 2.60 needs with an explicit
+    address; Ray's own helper also refreshes its configuration, read once per process."""
+    from ray._private.authentication.authentication_token_setup import _enable_token_auth
+
+    _enable_token_auth()
+
+
 def check_cluster(target: str) -> None:
     """An explicit ``host:port`` must listen, answer and accept our token: fail at once
     (Ray would retry for minutes). Turns Ray's token mode on when a token is available."""
@@ -87,7 +95,7 @@ def check_cluster(target: str) -> None:
         raise no_cluster(target, exc.strerror or str(exc)) from exc
     token = auth_token()
     if token is not None and "RAY_AUTH_MODE" not in os.environ:
-        os.environ["RAY_AUTH_MODE"] = "token"  # Ray 2.60 needs it with an explicit address
+        _enable_token_mode()
     _probe_gcs(target, *where, token if os.environ.get("RAY_AUTH_MODE") == "token" else None)
 
 
