@@ -15,24 +15,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_sweep import RECIPE  # any sweep recipe: these sweeps stop before their first trial
 
 from gaitrun.errors import UsageError
 from gaitrun.sweep.cluster import auth_token
 
 REPO = Path(__file__).resolve().parents[1]
-RECIPE = """\
-name: digits_connect
-seed: 1
-data: {adapter: digits, modality: rgb, clip: {frames: 1, size: [8, 8]}, cache: memory}
-model: {arch: simple_cnn, params: {width: 0.25}}
-train: {epochs: 1, batch_size: 64}
-cv: {scheme: holdout, fraction: 0.3, group_by: index}
-search:
-  space: {model.params.width: {grid: [0.25, 0.5]}}
-  algorithm: grid
-  metric: accuracy
-  mode: max
-"""
 
 
 def _env() -> dict[str, str]:
