@@ -7,43 +7,18 @@
 # Run from the repository root inside the CI virtualenv (ray, python and gaitrun on PATH):
 #     bash .ci/ray_cluster_test.sh
 #
-# Two nodes on one host work: the second node picks its own free ports and socket names.
-# Clean-up stops only the Ray processes this script started (they share its session), not
-# every Ray process of the machine as `ray stop` would: a shared machine may run other sweeps.
+# The cluster runs in a private network namespace (only loopback) with token authentication
+# on, and clean-up stops only its own processes: see .ci/private_ray.sh. The driver gets the
+# token the way the README says (RAY_AUTH_TOKEN_PATH, no RAY_AUTH_MODE). Two nodes on one host
+# work: the second node picks its own free ports and socket names.
 set -euo pipefail
+source "$(dirname "$0")/private_ray.sh"
 
-if [ "$(ps -o sid= -p $$ | tr -d ' ')" != "$$" ]; then
-  exec setsid --wait bash "$0" "$@"  # a session of our own: Ray's daemons inherit it
-fi
+start_head
+start_worker
+assert_loopback_listeners
 
-export RAY_AUTH_MODE=disabled  # a throw-away cluster listening on 127.0.0.1 only
-export TF_CPP_MIN_LOG_LEVEL=2
-work=$(mktemp -d)
-port=$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-node=(--node-ip-address=127.0.0.1 --num-cpus=1 --object-store-memory=300000000 --disable-usage-stats
-      --temp-dir="$work/ray")
-
-our_pids() { ps -eo pid=,sid= | awk -v s=$$ '$2 == s && $1 != s {print $1}'; }
-
-cleanup() {
-  local pids
-  pids=$(our_pids)
-  if [ -n "$pids" ]; then
-    kill $pids 2>/dev/null || true
-    sleep 2
-    pids=$(our_pids)
-    [ -z "$pids" ] || kill -9 $pids 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-ray start --head --port="$port" --include-dashboard=false "${node[@]}" > "$work/head.log" 2>&1 \
-  || { cat "$work/head.log"; exit 1; }
-ray start --address="127.0.0.1:$port" "${node[@]}" > "$work/worker.log" 2>&1 \
-  || { cat "$work/worker.log"; exit 1; }
-
-cat > "$work/digits_cluster.yaml" <<'EOF'
+cat > "$work/digits_cluster.yaml" <<'YAML'
 name: digits_cluster
 seed: 1
 data: {adapter: digits, modality: rgb, clip: {frames: 1, size: [8, 8]}, cache: memory}
@@ -58,12 +33,12 @@ search:
   resources: {cpu: 1}
   metric: accuracy
   mode: max
-EOF
+YAML
 
 gaitrun run "$work/digits_cluster.yaml" --artifacts "$work/artifacts" --quiet \
   --set search.address="127.0.0.1:$port"
 
-python - "$work/artifacts" <<'EOF'
+python - "$work/artifacts" <<'PY'
 import csv, pathlib, sys
 
 table = next(pathlib.Path(sys.argv[1]).glob("digits_cluster/*-sweep/trials.csv"))
@@ -72,4 +47,4 @@ nodes = {r["node_id"] for r in rows}
 print(f"{len(rows)} trials, {sum(r['status'] == 'done' for r in rows)} done; trials ran on {len(nodes)} nodes")
 assert len(rows) == 4 and all(r["status"] == "done" for r in rows), rows
 assert len(nodes) == 2, f"expected trials on both Ray nodes, got {nodes}"
-EOF
+PY

@@ -59,11 +59,18 @@ class SweepFolder:
     def save(self) -> None:
         write_json(self.path / MANIFEST, self.manifest)
 
-    def set_status(self, status: str) -> None:
-        """``running``, ``done`` or ``interrupted``; each start is logged under ``runs``."""
+    def set_status(self, status: str, reason: str | None = None) -> None:
+        """``running``, ``done``, ``interrupted`` or ``failed`` (with its ``reason``); each start
+        is logged under ``runs``, and how it ended (``ended``, ``status``, ``reason``) beside it."""
+        ending = {"ended": now(), "status": status, **({"reason": reason} if reason else {})}
         self.manifest["status"] = status
+        self.manifest.pop("reason", None)
         if status == "running":
             self.manifest["runs"].append({"started": now(), "pid": os.getpid()})
+        else:
+            self.manifest.update({k: v for k, v in ending.items() if k == "reason"})
+            if self.manifest["runs"]:
+                self.manifest["runs"][-1].update(ending)
         self.save()
 
     def file(self, *parts: str) -> Path:

@@ -1,60 +1,24 @@
 """Run a sweep with Ray Tune: the Tuner from the ``search:`` section, on a local Ray that
 gaitrun starts (``address: null``) or on an existing cluster (``"auto"``, ``host:port`` or
 ``$RAY_ADDRESS``); ``resume_sweep`` restores an interrupted sweep from its ``tune/`` state.
-Ray is imported only here, when a sweep runs."""
+Ray is imported only here and in ``cluster.py`` (the connection), when a sweep runs."""
 
 from __future__ import annotations
 
 import contextlib
-import logging
-import os
-import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import UsageError, printable
 from ..recipe.search import Search
+from .cluster import ray_session
 from .folder import SweepFolder
 from .results import summarize
 from .space import param_space, targets
 from .trainable import run_trial
-
-
-def _no_cluster(target: str, why: str) -> UsageError:
-    return UsageError(f"cannot connect to the Ray cluster at '{target}' ({why}); start it with "
-                      "'ray start --head' or set search.address: null for a local Ray")
-
-
-def _check_reachable(target: str) -> None:
-    """A ``host:port`` that does not answer fails at once (Ray would retry for many minutes)."""
-    host, sep, port = target.rpartition(":")
-    if not sep or not (port.isascii() and port.isdigit()) or "://" in target:
-        return  # "local", "auto" (Ray looks up the cluster started last here) or a ray:// address
-    try:
-        socket.create_connection((host, int(port)), timeout=10).close()
-    except OSError as exc:
-        raise _no_cluster(target, exc.strerror or str(exc)) from exc
-
-
-@contextlib.contextmanager
-def ray_session(address: str | None) -> Iterator[str]:
-    """Connect to ``address`` (else $RAY_ADDRESS, else a new local Ray) for the block."""
-    import ray
-
-    target = address or os.environ.get("RAY_ADDRESS") or "local"
-    _check_reachable(target)
-    local = {"include_dashboard": False} if target == "local" else {}
-    try:
-        ray.init(address=target, log_to_driver=False, logging_level=logging.WARNING, **local)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise _no_cluster(target, str(exc)) from exc
-    try:
-        yield target
-    finally:
-        ray.shutdown()
 
 
 def trial_dirname(trial: Any) -> str:
@@ -131,8 +95,15 @@ def _execute(folder: SweepFolder, search: Search, make_tuner: Callable[[], Any],
              as_json: bool) -> int:
     folder.set_status("running")
     started = time.monotonic()
-    with contextlib.redirect_stdout(sys.stderr), ray_session(search.address):
-        make_tuner().fit()  # Tune's progress goes to stderr: stdout is for results (--json)
+    try:
+        with contextlib.redirect_stdout(sys.stderr), ray_session(search.address):
+            make_tuner().fit()  # Tune's progress goes to stderr: stdout is for results (--json)
+    except KeyboardInterrupt:
+        folder.set_status("interrupted", "interrupted by the user (Ctrl-C)")
+        raise
+    except Exception as exc:  # e.g. no cluster: the folder must not say "running" with a dead pid
+        folder.set_status("failed", printable(str(exc) or type(exc).__name__))
+        raise
     out_of_time = search.time_budget_s is not None and time.monotonic() - started >= search.time_budget_s
     return summarize(folder, search, quiet=quiet, as_json=as_json, out_of_time=out_of_time)
 
