@@ -152,7 +152,7 @@ def test_json_and_quiet_keep_stdout_clean(recipe_file, tmp_path):
     assert res.stdout.startswith(f"run finished: {result['run_folder']} (accuracy ") and res.stdout.count("\n") == 1
     assert "samples/s" not in res.stderr
     res = gaitrun("bench", result["run_folder"])
-    assert res.returncode == 0 and "samples/s" in res.stderr and "onnxruntime" in res.stderr
+    assert res.returncode == 0 and "samples/s" in res.stderr and "unpruned fp32 (onnx)" in res.stderr
 
 
 def test_resume_refuses_edited_recipe(run_cli, recipe_file, tmp_path):

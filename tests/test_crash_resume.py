@@ -87,6 +87,8 @@ def resume(run: Path, cwd: Path, cache: Path) -> tuple[int, str]:
 # --- what a kill must not break -------------------------------------------------------------
 def owner(rel: str) -> str:
     """The stage that writes the run-folder file ``rel``."""
+    if rel in ("log.txt", "traceback.txt"):
+        return "log"  # appended to by every stage that runs, resumed ones included
     if rel in ("data.json", "skipped.json"):
         return "data"
     if rel in ("folds.json", "metrics.json") or rel.startswith("folds/") or rel in (

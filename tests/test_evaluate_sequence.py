@@ -46,10 +46,12 @@ def test_windows_cover_every_frame_and_name_their_owner():
     prep = SimpleNamespace(store=_store([10, 3]), kind="clip3d")
     model = _mean_frame_model(4)
     assert not takes_whole_sequences(model, "clip3d")
-    emb, owners = embed_windows(model, prep, np.array([1, 0]), frames=4, stride=None, batch_size=2)
+    emb, owners = embed_windows(model, prep, np.array([1, 0]), frames=4, stride=None, batch_size=2, pad="loop")
     assert owners.tolist() == [1, 0, 0, 0]
-    # sequence 1 (3 frames) loops: 100 101 102 100; sequence 0: 0-3, 4-7, 6-9
+    # sequence 1 (3 frames) loops (data.clip.pad: loop): 100 101 102 100; sequence 0: 0-3, 4-7, 6-9
     assert emb[:, 0] == pytest.approx([100.75, 1.5, 5.5, 7.5])
+    with pytest.raises(ValueError, match="a clip of 3 frames has no window of 4"):  # pad: error
+        embed_windows(model, prep, np.array([1]), frames=4, stride=None, batch_size=2)
 
 
 def test_a_set_model_sees_whole_sequences():
