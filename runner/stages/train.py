@@ -103,7 +103,8 @@ def train_one(ctx: RunContext, prep: Prepared, fold: Fold, folder: Any, *, epoch
             if train.loss.name == "cross_entropy" else None
         plan = FitPlan(folder=folder, epochs=until, steps_per_epoch=max(1, math.ceil(len(positions) / train.batch_size)),
                        callbacks=_callbacks(ctx, folder, train, lr * factor, finetune), class_weight=weights,
-                       on_epoch=lambda e, logs: ctx.callbacks.on_epoch_end(fold.name, e, logs))
+                       on_epoch=lambda e, logs: ctx.callbacks.on_epoch_end(fold.name, e, logs),
+                       validate_every=train.validate_every)
         history = fit_fold(train_model, model, train_ds, val_ds, plan, initial_epoch=done, history=history)
         done = max(done, len(history))
         if train_model.stop_training:
