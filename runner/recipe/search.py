@@ -80,6 +80,8 @@ class Search(Strict):
     objectives: list[Objective] | None = Field(None, min_length=2, description="Pareto mode")
     max_failures: int = Field(1, ge=0, le=100, description="retries of a failing trial")
     address: str | None = Field(None, description="null: local Ray; 'auto' or host:port: a cluster")
+    share_training: bool = Field(False, description="train once, before the trials; each trial prunes, "
+                                 "exports and benchmarks that training (only prune.* and deploy.* searched)")
 
     @field_validator("space")
     @classmethod
