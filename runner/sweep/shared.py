@@ -7,7 +7,9 @@ sections once, in a Ray task on the cluster (a work process, as a trial), into
 and training and reuses that run's (``reuses_run`` in its manifest), as ``gaitrun prune RUN``
 does; its figures (accuracy, history) are the shared training's, its ``pruned_*``,
 ``exported_*`` and ``latency_ms_*`` its own. A resumed sweep reuses a finished shared training
-and continues an unfinished one. What it cost is in ``sweep.json`` (``shared_training``)."""
+and continues an unfinished one. What it cost is in ``sweep.json`` (``shared_training``).
+It reserves ``search.resources`` on Ray like a trial, and as no trial runs beside it, it uses
+the TensorFlow threads of ``max_concurrent`` trials (at most its node's cores)."""
 
 from __future__ import annotations
 
@@ -38,9 +40,13 @@ def finished_shared_run(folder: SweepFolder) -> Path | None:
 
 
 def _train(sweep_dir: str, cpus: float, workdir: str, strict: bool) -> dict[str, Any]:
-    """In a Ray task: the shared training's work process; its final figures and cost."""
+    """In a Ray task: the shared training's work process; its final figures and cost. No trial
+    runs beside it, so it may use the cores of ``max_concurrent`` trials (at most the node's)."""
+    import os
+
     from .trainable import _failure, _start_work
 
+    cpus = min(cpus, float(os.cpu_count() or 1))
     started = time.perf_counter()
     job = {"kind": "shared_training", "sweep_dir": sweep_dir, "trial_dir": str(Path(sweep_dir) / SHARED_DIR),
            "config": {}, "strict": strict}
@@ -71,8 +77,8 @@ def shared_training(folder: SweepFolder, search: Search) -> str:
     task = ray.remote(_train).options(num_cpus=search.resources.cpu, num_gpus=search.resources.gpu,
                                       max_retries=search.max_failures, retry_exceptions=True)
     try:
-        info = ray.get(task.remote(str(folder.path), search.resources.cpu, folder.manifest["workdir"],
-                                   folder.manifest["strict"]))
+        info = ray.get(task.remote(str(folder.path), search.resources.cpu * search.max_concurrent,
+                                   folder.manifest["workdir"], folder.manifest["strict"]))
     except ray.exceptions.RayTaskError as exc:
         lines = [ln for ln in str(exc.cause if exc.cause is not None else exc).splitlines() if ln.strip()]
         raise StageError("train", f"the shared training failed: {lines[-1] if lines else exc}; its run folder "
