@@ -229,6 +229,14 @@ def test_tune_config_single_metric(recipe_file: Path, algorithm: str, scheduler:
     assert cfg.max_concurrent_trials == (2 if algorithm == "optuna" else None)
 
 
+def test_grace_period_sets_the_first_rung(recipe_file: Path):
+    space = "{train.optimizer.lr: {loguniform: [0.0001, 0.01]}}"
+    loaded = load_recipe(recipe_file, [f"search={{space: {space}, scheduler: asha, grace_period: 4}}",
+                                       "train.epochs=24"])
+    rungs = tune_config(loaded.recipe).scheduler._brackets[0]._rungs
+    assert sorted(milestone for milestone, _ in rungs) == [4, 16]  # then every 4 times as many epochs
+
+
 def test_tune_config_pareto(recipe_file: Path):
     loaded = load_recipe(recipe_file, ["search={space: {train.optimizer.lr: {uniform: [0.001, 0.01]}}, "
                                        "algorithm: optuna, scheduler: asha, objectives: [{metric: accuracy, mode: max}, "

@@ -53,7 +53,8 @@ def _searcher(search: Search, seed: int) -> Any:
 
 def _scheduler(search: Search, epochs: int) -> Any:
     """ASHA or the median rule on ``training_iteration`` (one per reported epoch). In Pareto
-    mode they stop on the first objective. ASHA's rungs lie within the first fold's epochs."""
+    mode they stop on the first objective. ASHA's rungs lie within the first fold's epochs: at
+    ``grace_period`` epochs and then every 4 times as many (ASHA's reduction factor, 4)."""
     if search.scheduler == "fifo":
         return None
     from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule
@@ -61,9 +62,9 @@ def _scheduler(search: Search, epochs: int) -> Any:
     first = targets(search)[0]
     given = {"metric": first.metric, "mode": first.mode} if search.objectives else {}
     if search.scheduler == "asha":
-        return ASHAScheduler(time_attr="training_iteration", max_t=epochs, grace_period=1,
+        return ASHAScheduler(time_attr="training_iteration", max_t=epochs, grace_period=search.grace_period,
                              stop_last_trials=False, **given)
-    return MedianStoppingRule(time_attr="training_iteration", grace_period=1, **given)
+    return MedianStoppingRule(time_attr="training_iteration", grace_period=search.grace_period, **given)
 
 
 def tune_config(recipe: Any) -> Any:
