@@ -74,3 +74,22 @@ def test_shared_training_sweep(tmp_path: Path):
     front = json.loads((sweep / "pareto.json").read_text())["front"]
     assert front and {r["trial_id"] for r in front} <= {r["trial_id"] for r in rows}
     assert (sweep / "plots" / "pareto.png").is_file() and (sweep / "best_recipe.yaml").is_file()
+
+
+def test_a_resumed_sweep_finds_its_finished_shared_training(tmp_path: Path):
+    from gaitrun.recipe import load_recipe
+    from gaitrun.runfolder import RunFolder
+    from gaitrun.sweep.folder import SweepFolder
+    from gaitrun.sweep.shared import SHARED_DIR, finished_shared_run
+    from gaitrun.sweep.work import SHARED_TRAINING_OVERRIDES
+
+    (tmp_path / "sweep.yaml").write_text(RECIPE)
+    folder = SweepFolder.create(load_recipe(tmp_path / "sweep.yaml"), artifacts=tmp_path / "art", strict=False)
+    assert finished_shared_run(folder) is None
+    trained = load_recipe(folder.file("recipe.yaml"), SHARED_TRAINING_OVERRIDES)
+    assert trained.recipe.prune is None and trained.recipe.deploy is None and trained.recipe.search is None
+    run = RunFolder.create(trained, ["data", "train", "report"], parent=folder.file(SHARED_DIR))
+    assert finished_shared_run(folder) is None  # unfinished: the resumed sweep continues it
+    for stage in ("data", "train", "report"):
+        run.set_status(stage, "done")
+    assert finished_shared_run(folder) == run.path
