@@ -12,6 +12,9 @@ The table gives mean ± sd over seeds (sample sd), every seed's value and the wa
 time of each run (data generation included on the first run of a data set; later runs hit the cache).
 
     python bench/recipes.py [--seeds 3] [--recipe NAME ...] [--artifacts DIR] [--out results.json]
+
+Sweep recipes (a ``search:`` section, e.g. ``recipes/sweep_*.yaml``) are not runs: they are
+left out, and naming one is an error (run them with ``gaitrun``; README, "Sweeps").
 """
 
 from __future__ import annotations
@@ -92,6 +95,18 @@ def table(summary: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def is_sweep(recipe: Path) -> bool:
+    """A recipe with a ``search:`` section: a sweep of many runs, not one run to benchmark."""
+    from gaitrun.yamlio import load_file
+
+    return load_file(recipe).data.get("search") is not None
+
+
+def shipped_runs() -> list[Path]:
+    """The shipped recipes that are single runs (sweeps left out)."""
+    return [r for r in sorted((REPO / "recipes").glob("*.yaml")) if not is_sweep(r)]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3, help="runs per recipe (default 3)")
@@ -103,10 +118,13 @@ def main() -> int:
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
     recipes = [Path(r) if r.endswith(".yaml") else REPO / "recipes" / f"{r}.yaml" for r in args.recipe] \
-        or sorted((REPO / "recipes").glob("*.yaml"))
+        or shipped_runs()
     missing = [str(r) for r in recipes if not r.is_file()]
     if missing:
         parser.error(f"no such recipe: {', '.join(missing)}")
+    sweeps = [str(r) for r in recipes if is_sweep(r)]
+    if sweeps:
+        parser.error(f"{', '.join(sweeps)}: a sweep (search:), not a run; run it with 'gaitrun {sweeps[0]}'")
     artifacts = args.artifacts or Path(tempfile.mkdtemp(prefix="bench-recipes-"))
     print(f"machine: {machine()}\nruns in {artifacts}", flush=True)
     rows = []

@@ -109,6 +109,22 @@ def test_schema_validates_shipped_recipes():
         jsonschema.validate(load_file(recipe).data, schema)
 
 
+def test_shipped_recipes_validate_and_sweeps_are_not_benchmarked(run_cli):
+    """Every shipped recipe, the sweeps included, passes ``gaitrun validate``; the recipe
+    benchmark (bench/recipes.py) runs the single-run recipes and leaves the sweeps to gaitrun."""
+    import importlib.util
+
+    shipped = sorted((REPO / "recipes").glob("*.yaml"))
+    for recipe in shipped:
+        code, out, err = run_cli("validate", recipe)
+        assert code == 0 and ": ok (recipe hash" in out, err
+    spec = importlib.util.spec_from_file_location("bench_recipes", REPO / "bench" / "recipes.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    sweeps = {r.name for r in shipped} - {r.name for r in bench.shipped_runs()}
+    assert sweeps == {"sweep_asha_lr.yaml", "sweep_prune_precision.yaml"}
+
+
 FAST = ["--set", "data.max_samples=300", "--set", "train.epochs=1", "--set", "cv.folds=2"]
 
 

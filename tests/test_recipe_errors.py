@@ -140,6 +140,23 @@ def test_search_space_keys_and_values(tmp_path):
     ]
 
 
+def test_share_training_searches_only_what_follows_training(tmp_path):
+    text = BASE_RECIPE + (
+        "prune: {percentile: 30}\n"
+        "search:\n"
+        "  share_training: true\n"
+        "  space:\n"
+        "    prune.percentile: {grid: [0, 50]}\n"
+        "    train.optimizer.lr: {loguniform: [1.0e-4, 1.0e-1]}\n")
+    assert _problems(tmp_path, text) == [
+        "recipe.yaml:25:5: search.space.train.optimizer.lr: 'train.optimizer.lr' changes the training, which "
+        "share_training runs once for every trial; search only prune.* and deploy.* keys, or set "
+        "search.share_training: false"]
+    path = tmp_path / "recipe.yaml"
+    path.write_text(text.replace("    train.optimizer.lr: {loguniform: [1.0e-4, 1.0e-1]}\n", ""))
+    assert load_recipe(path).recipe.search.share_training
+
+
 @pytest.mark.parametrize(("override", "expected"), [
     ("train.epochs=abc", "--set train.epochs=abc: train.epochs: Input should be a valid integer, unable to parse string as an integer (got 'abc')"),
     ("train.epoch=3", "--set train.epoch=3: train.epoch: unknown key 'epoch'; did you mean 'epochs'?"),

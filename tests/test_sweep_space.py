@@ -120,6 +120,34 @@ def test_final_metrics_of_a_run_folder(tmp_path: Path):
     assert m["train_accuracy"] == pytest.approx(0.3) and m["val_loss"] == pytest.approx(0.8)
 
 
+def _tradeoff_row(name: str, deployed: bool, p50: float, accuracy: float, size: int) -> dict:
+    return {"name": name, "deployed": deployed, "backend": "keras" if "keras" in name else "onnx",
+            "bytes": size, "accuracy": accuracy, "latency": {"1": {"p50_ms": p50}, "8": {"p50_ms": 4 * p50}}}
+
+
+def test_final_metrics_are_the_deployed_rows(tmp_path: Path):
+    """With a trade-off table, latency, size and exported accuracy are the deployed row's,
+    not the first exported row's (the unpruned FP32 model); training figures come from the run
+    the trial reuses (a share_training sweep, gaitrun prune RUN)."""
+    trained, trial = tmp_path / "trained", tmp_path / "trial"
+    _run_folder(trained)
+    (trained / "bench.json").unlink()
+    (trained / "pruned").rename(tmp_path / "trial")
+    (trial / "pruned").mkdir()
+    (trial / "pruning.json").rename(trial / "pruned" / "pruning.json")
+    write_json(trial / "manifest.json", {"reuses_run": str(trained), "stages": []})
+    write_json(trial / "bench.json", {"results": [], "rows": [
+        _tradeoff_row("unpruned keras", False, 3.0, 0.62, 900),
+        _tradeoff_row("unpruned fp32 (onnx)", False, 2.0, 0.62, 800),
+        _tradeoff_row("pruned fp32 (onnx)", False, 1.0, 0.61, 400),
+        _tradeoff_row("pruned int8 (onnx)", True, 0.4, 0.57, 120)]})
+    m = final_metrics(trial)
+    assert (m["latency_ms_b1"], m["latency_ms_b8"]) == (0.4, 1.6)
+    assert (m["exported_accuracy"], m["exported_bytes"], m["latency_backend"]) == (0.57, 120, "pruned int8 (onnx)")
+    assert m["accuracy"] == 0.61 and m["val_accuracy"] == pytest.approx(0.6)  # the shared training's
+    assert m["pruned_accuracy"] == 0.6 and m["params"] == 400  # the trial's own pruning
+
+
 def _row(tid: str, status: str, **figures) -> dict:
     return {"trial_id": tid, "status": status, "prune.percentile": 0, **figures}
 
@@ -199,6 +227,14 @@ def test_tune_config_single_metric(recipe_file: Path, algorithm: str, scheduler:
     assert type(cfg.scheduler) is sched
     # the variant generator limits concurrency itself; Optuna gets Tune's limiter
     assert cfg.max_concurrent_trials == (2 if algorithm == "optuna" else None)
+
+
+def test_grace_period_sets_the_first_rung(recipe_file: Path):
+    space = "{train.optimizer.lr: {loguniform: [0.0001, 0.01]}}"
+    loaded = load_recipe(recipe_file, [f"search={{space: {space}, scheduler: asha, grace_period: 4}}",
+                                       "train.epochs=24"])
+    rungs = tune_config(loaded.recipe).scheduler._brackets[0]._rungs
+    assert sorted(milestone for milestone, _ in rungs) == [4, 16]  # then every 4 times as many epochs
 
 
 def test_tune_config_pareto(recipe_file: Path):

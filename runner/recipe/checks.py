@@ -96,7 +96,7 @@ def check_search(data: dict, validate: Callable[[dict], list[dict]], recipe: Any
         return []
     from .compose import _parse_path, _set_path
 
-    found: Found = []
+    found: Found = check_shared_training(recipe)
     base = {k: v for k, v in data.items() if k != "search"}
     for key, domain in recipe.search.space.items():
         where = ("search", "space", key)
@@ -116,6 +116,20 @@ def check_search(data: dict, validate: Callable[[dict], list[dict]], recipe: Any
                 found.append((where, f"value {value!r} for '{key}' gives an invalid recipe: {errors[0]['msg']}"))
                 break
     return found
+
+
+SHARED_SECTIONS = ("prune", "deploy")  # what a trial of a share_training sweep runs itself
+
+
+def check_shared_training(recipe: Any) -> Found:
+    """``search.share_training``: the trials reuse one training, so they may only differ in
+    what comes after it (pruning and fine-tuning, export, benchmark)."""
+    search = recipe.search
+    if not search.share_training:
+        return []
+    return [(("search", "space", key), f"'{key}' changes the training, which share_training runs once "
+             f"for every trial; search only prune.* and deploy.* keys, or set search.share_training: false")
+            for key in search.space if key.split(".")[0] not in SHARED_SECTIONS]
 
 
 CHECKS = (check_data_model, check_augment, check_embedding, check_deploy, check_validation)

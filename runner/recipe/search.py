@@ -71,6 +71,8 @@ class Search(Strict):
     space: dict[str, Domain] = Field(min_length=1, description="recipe key path -> domain")
     algorithm: Literal["grid", "random", "optuna"] = "random"
     scheduler: Literal["fifo", "asha", "median"] = "fifo"
+    grace_period: int = Field(1, ge=1, le=100_000, description="asha, median: epochs every trial runs "
+                              "before it may be stopped (ASHA's first rung)")
     num_samples: int = Field(8, ge=1, le=100_000, description="samples (grid: repeats of the grid)")
     max_concurrent: int = Field(2, ge=1, le=10_000)
     time_budget_s: float | None = Field(None, gt=0)
@@ -80,6 +82,8 @@ class Search(Strict):
     objectives: list[Objective] | None = Field(None, min_length=2, description="Pareto mode")
     max_failures: int = Field(1, ge=0, le=100, description="retries of a failing trial")
     address: str | None = Field(None, description="null: local Ray; 'auto' or host:port: a cluster")
+    share_training: bool = Field(False, description="train once, before the trials; each trial prunes, "
+                                 "exports and benchmarks that training (only prune.* and deploy.* searched)")
 
     @field_validator("space")
     @classmethod

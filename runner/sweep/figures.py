@@ -33,15 +33,29 @@ def last_epochs(run: Path) -> dict[str, float]:
     return epoch_result(mean)
 
 
+def deployed_row(bench: dict[str, Any]) -> dict[str, Any] | None:
+    """The trade-off table's deployed row (the model the run ships), if ``bench.json`` has a table."""
+    return next((r for r in bench.get("rows", []) if r.get("deployed") and r.get("latency")), None)
+
+
 def _latency(run: Path) -> dict[str, Any]:
-    """p50 latency per batch size of the exported model's backend (Keras when none)."""
+    """The deployed model's p50 latency per batch size, size and score (the deployed row of the
+    trade-off table; without a table, the first exported backend's latency, Keras when none)."""
     if not (run / "bench.json").is_file():
         return {}
-    results = read_json(run / "bench.json")["results"]
+    bench = read_json(run / "bench.json")
+    row = deployed_row(bench)
+    if row is not None:
+        out: dict[str, Any] = {f"latency_ms_b{b}": t["p50_ms"] for b, t in row["latency"].items()}
+        out.update({"latency_backend": row["name"], "exported_bytes": row["bytes"]})
+        if row.get("accuracy") is not None:
+            out["exported_accuracy"] = row["accuracy"]  # per sequence, as metrics.json's accuracy
+        return out
+    results = bench["results"]
     exported = [r for r in results if not r["backend"].startswith("keras")]
     rows = exported or results
     backend = rows[0]["backend"]
-    out: dict[str, Any] = {f"latency_ms_b{r['batch_size']}": r["p50_ms"] for r in rows if r["backend"] == backend}
+    out = {f"latency_ms_b{r['batch_size']}": r["p50_ms"] for r in rows if r["backend"] == backend}
     return {**out, "latency_backend": backend}
 
 
@@ -67,16 +81,26 @@ def _params(run: Path, best_fold: str) -> int:
     return int(load_model(run / "folds" / best_fold / "model.keras").count_params())
 
 
+def trained_run(run: Path) -> Path:
+    """The run folder holding the trained folds: ``run``, or the run it reuses (``gaitrun
+    prune RUN``, a trial of a ``share_training`` sweep)."""
+    manifest = run / "manifest.json"
+    source = read_json(manifest).get("reuses_run") if manifest.is_file() else None
+    return Path(source) if source else run
+
+
 def final_metrics(run: Path) -> dict[str, Any]:
     """A finished run's figures, flat: the last epochs, the folds' mean (``metrics.json``
-    summary), ``test_*``, ``pruned_*``, ``params``, ``exported_*`` and ``latency_ms_b<batch>``."""
+    summary), ``test_*``, ``pruned_*``, ``params``, ``exported_*`` and ``latency_ms_b<batch>``
+    (of the deployed model). Training figures come from the run it reuses, if it reuses one."""
     from ..stages.train import headline
 
-    metrics = read_json(run / "metrics.json")
-    out: dict[str, Any] = {**last_epochs(run), **_numbers(metrics["summary"]["mean"])}
+    trained = trained_run(run)
+    metrics = read_json(trained / "metrics.json")
+    out: dict[str, Any] = {**last_epochs(trained), **_numbers(metrics["summary"]["mean"])}
     if "test" in metrics:
         out.update(_numbers(headline(metrics["test"]), "test_"))
     out.update(_deployment(run))
     if "params" not in out:
-        out["params"] = _params(run, metrics["best_fold"])
+        out["params"] = _params(trained, metrics["best_fold"])
     return {**out, **_latency(run)}

@@ -24,7 +24,7 @@ _NOT_METRICS = {"training_iteration", "time_total_s", "episodes_total", "timeste
                 "timesteps_since_restore", "iterations_since_restore", "config", "checkpoint_dir_name",
                 "done", "trial_id", "experiment_tag", "should_checkpoint", "run_done", "fold", "epoch",
                 "work_pid"}
-_TRIAL_INFO = ("failures", "duration_s", "peak_rss_mb", "node_id")
+_TRIAL_INFO = ("failures", "duration_s", "cpu_s", "peak_rss_mb", "node_id")
 
 
 def _status(tune_status: str, result: dict[str, Any], failures: int, max_failures: int) -> str:
@@ -212,7 +212,8 @@ def summarize(folder: SweepFolder, search: Search, *, quiet: bool, as_json: bool
     if as_json:
         payload = {"ok": ok, "status": folder.manifest["status"], "sweep_folder": str(folder.path), "counts": counts,
                    "best": best, "best_recipe": str(out["best_recipe"]) if out["best_recipe"] else None,
-                   "pareto": out["front"], "plots": [str(p) for p in out["plots"]], "trials": out["rows"]}
+                   "pareto": out["front"], "plots": [str(p) for p in out["plots"]], "trials": out["rows"],
+                   "shared_training": folder.manifest.get("shared_training")}
         sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
         return 0 if ok else 1
     if not quiet:
@@ -226,6 +227,10 @@ def summarize(folder: SweepFolder, search: Search, *, quiet: bool, as_json: bool
 def _print_outcome(folder: SweepFolder, out: dict[str, Any], search: Search) -> None:
     counts, best = out["counts"], out["best"]
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    shared = folder.manifest.get("shared_training")
+    if shared:
+        print(f"shared training (once, for every trial): {shared['cpu_s']:.0f} CPU s, "
+              f"{shared['duration_s']:.0f} s, {folder.file(shared['run_folder'])}")
     if counts["unfinished"]:
         sys.stderr.write(f"gaitrun: sweep interrupted ({summary}); continue with 'gaitrun resume {folder.path}'\n")
     elif best is None:

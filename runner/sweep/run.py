@@ -17,6 +17,7 @@ from ..recipe.search import Search
 from .cluster import ray_session
 from .folder import SweepFolder
 from .results import summarize
+from .shared import shared_training
 from .space import param_space, targets
 from .trainable import run_trial
 
@@ -26,11 +27,11 @@ def trial_dirname(trial: Any) -> str:
     return trial.trial_id
 
 
-def _trainable(folder: SweepFolder, search: Search, strict: bool) -> Any:
+def _trainable(folder: SweepFolder, search: Search, strict: bool, shared: str | None) -> Any:
     from ray import tune
 
     fn = tune.with_parameters(run_trial, sweep_dir=str(folder.path), search=search,
-                              workdir=folder.manifest["workdir"], strict=strict)
+                              workdir=folder.manifest["workdir"], strict=strict, reuses_run=shared)
     return tune.with_resources(fn, {"cpu": search.resources.cpu, "gpu": search.resources.gpu})
 
 
@@ -52,7 +53,8 @@ def _searcher(search: Search, seed: int) -> Any:
 
 def _scheduler(search: Search, epochs: int) -> Any:
     """ASHA or the median rule on ``training_iteration`` (one per reported epoch). In Pareto
-    mode they stop on the first objective. ASHA's rungs lie within the first fold's epochs."""
+    mode they stop on the first objective. ASHA's rungs lie within the first fold's epochs: at
+    ``grace_period`` epochs and then every 4 times as many (ASHA's reduction factor, 4)."""
     if search.scheduler == "fifo":
         return None
     from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule
@@ -60,9 +62,9 @@ def _scheduler(search: Search, epochs: int) -> Any:
     first = targets(search)[0]
     given = {"metric": first.metric, "mode": first.mode} if search.objectives else {}
     if search.scheduler == "asha":
-        return ASHAScheduler(time_attr="training_iteration", max_t=epochs, grace_period=1,
+        return ASHAScheduler(time_attr="training_iteration", max_t=epochs, grace_period=search.grace_period,
                              stop_last_trials=False, **given)
-    return MedianStoppingRule(time_attr="training_iteration", grace_period=1, **given)
+    return MedianStoppingRule(time_attr="training_iteration", grace_period=search.grace_period, **given)
 
 
 def tune_config(recipe: Any) -> Any:
@@ -81,23 +83,25 @@ def tune_config(recipe: Any) -> Any:
         reuse_actors=True)  # each trial's work is a process of its own (work.py): nothing carries over
 
 
-def _new_tuner(folder: SweepFolder, recipe: Any, *, verbose: int) -> Any:
+def _new_tuner(folder: SweepFolder, recipe: Any, shared: str | None, *, verbose: int) -> Any:
     from ray import tune
 
     search = recipe.search
     run_config = tune.RunConfig(name=folder.tune_dir.name, storage_path=str(folder.path), verbose=verbose,
                                 failure_config=tune.FailureConfig(max_failures=search.max_failures))
-    return tune.Tuner(_trainable(folder, search, folder.manifest["strict"]), param_space=param_space(search),
+    return tune.Tuner(_trainable(folder, search, folder.manifest["strict"], shared), param_space=param_space(search),
                       tune_config=tune_config(recipe), run_config=run_config)
 
 
-def _execute(folder: SweepFolder, search: Search, make_tuner: Callable[[], Any], *, quiet: bool,
+def _execute(folder: SweepFolder, search: Search, make_tuner: Callable[[str | None], Any], *, quiet: bool,
              as_json: bool) -> int:
+    """Connect, train once first if ``search.share_training``, run the trials, write the results."""
     folder.set_status("running")
     started = time.monotonic()
     try:
         with contextlib.redirect_stdout(sys.stderr), ray_session(search.address):
-            make_tuner().fit()  # Tune's progress goes to stderr: stdout is for results (--json)
+            shared = shared_training(folder, search) if search.share_training else None
+            make_tuner(shared).fit()  # Tune's progress goes to stderr: stdout is for results (--json)
     except KeyboardInterrupt:
         folder.set_status("interrupted", "interrupted by the user (Ctrl-C)")
         raise
@@ -115,7 +119,8 @@ def run_sweep(loaded: Any, *, artifacts: Path | None = None, strict: bool = Fals
     if not quiet and not as_json:
         print(f"sweep folder: {folder.path}", flush=True)
     verbose = 0 if quiet or as_json else 1
-    return _execute(folder, loaded.recipe.search, lambda: _new_tuner(folder, loaded.recipe, verbose=verbose),
+    return _execute(folder, loaded.recipe.search, lambda shared: _new_tuner(folder, loaded.recipe, shared,
+                                                                              verbose=verbose),
                     quiet=quiet, as_json=as_json)
 
 
@@ -131,12 +136,12 @@ def resume_sweep(path: str | Path, *, strict: bool = False, quiet: bool = False,
     folder.manifest["strict"] = folder.manifest["strict"] or strict
     verbose = 0 if quiet or as_json else 1
 
-    def make_tuner() -> Any:
+    def make_tuner(shared: str | None) -> Any:
         from ray import tune
 
         if not tune.Tuner.can_restore(str(folder.tune_dir)):
-            return _new_tuner(folder, loaded.recipe, verbose=verbose)  # interrupted before Tune saved
+            return _new_tuner(folder, loaded.recipe, shared, verbose=verbose)  # interrupted before Tune saved
         return tune.Tuner.restore(str(folder.tune_dir), trainable=_trainable(folder, loaded.recipe.search,
-                                  folder.manifest["strict"]), resume_unfinished=True, resume_errored=True)
+                                  folder.manifest["strict"], shared), resume_unfinished=True, resume_errored=True)
 
     return _execute(folder, loaded.recipe.search, make_tuner, quiet=quiet, as_json=as_json)

@@ -73,12 +73,13 @@ def _failure(code: int, tail: collections.deque) -> TrialError:
     return TrialError(text)
 
 
-def trial_info(proc: subprocess.Popen, peak_rss_mb: float, started: float) -> dict[str, Any]:
-    """Where and how the trial runs: Ray node, the work process's pid and peak memory, time so far."""
+def trial_info(proc: subprocess.Popen, message: dict[str, Any], started: float) -> dict[str, Any]:
+    """Where and how the trial runs: Ray node, the work process's pid, peak memory and CPU
+    seconds, time so far."""
     import ray
 
-    return {"node_id": ray.get_runtime_context().get_node_id(), "peak_rss_mb": peak_rss_mb,
-            "duration_s": round(time.perf_counter() - started, 2), "work_pid": proc.pid}
+    return {"node_id": ray.get_runtime_context().get_node_id(), "peak_rss_mb": message["peak_rss_mb"],
+            "cpu_s": message["cpu_s"], "duration_s": round(time.perf_counter() - started, 2), "work_pid": proc.pid}
 
 
 def _relay(proc: subprocess.Popen, started: float) -> dict[str, Any] | None:
@@ -88,7 +89,7 @@ def _relay(proc: subprocess.Popen, started: float) -> dict[str, Any] | None:
     final = None
     for line in proc.stdout:
         message = json.loads(line)
-        result = {**message["result"], **trial_info(proc, message["peak_rss_mb"], started)}
+        result = {**message["result"], **trial_info(proc, message, started)}
         if message["kind"] == "epoch":
             tune.report(result)
         else:
@@ -96,9 +97,11 @@ def _relay(proc: subprocess.Popen, started: float) -> dict[str, Any] | None:
     return final
 
 
-def run_trial(config: dict[str, Any], *, sweep_dir: str, search: Search, workdir: str, strict: bool) -> None:
+def run_trial(config: dict[str, Any], *, sweep_dir: str, search: Search, workdir: str, strict: bool,
+              reuses_run: str | None = None) -> None:
     """Tune's function trainable: run the sweep's recipe with ``config`` applied, in a work
-    process. A trial that finished before the sweep was interrupted reports its saved result."""
+    process. A trial that finished before the sweep was interrupted reports its saved result.
+    ``reuses_run``: the sweep's shared training (``search.share_training``)."""
     from ray import tune
 
     started = time.perf_counter()
@@ -106,7 +109,8 @@ def run_trial(config: dict[str, Any], *, sweep_dir: str, search: Search, workdir
     if (trial_dir / "result.json").is_file():
         tune.report(read_json(trial_dir / "result.json"))
         return
-    job = {"sweep_dir": sweep_dir, "trial_dir": str(trial_dir), "config": config, "strict": strict}
+    job = {"sweep_dir": sweep_dir, "trial_dir": str(trial_dir), "config": config, "strict": strict,
+           "reuses_run": reuses_run}
     proc, tail = _start_work(job, search.resources.cpu, workdir)
     try:
         final = _relay(proc, started)

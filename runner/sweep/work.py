@@ -10,7 +10,9 @@ stages with the same ``RunContext`` and ``run_stages`` as ``gaitrun run``.
 
 It writes one JSON line per message to its stdout: ``{"kind": "epoch", "result": ...}`` after
 every epoch and ``{"kind": "final", "result": ...}`` at the end, each with the process's peak
-memory so far. Anything else that prints (TensorFlow, Keras) goes to stderr. A gaitrun error
+memory and CPU seconds so far. A job with ``"kind": "shared_training"`` runs the sweep's recipe
+without its prune and deploy sections in ``trial_dir`` (the training that the trials of a
+``search.share_training`` sweep reuse, given to them as ``reuses_run``). Anything else that prints (TensorFlow, Keras) goes to stderr. A gaitrun error
 ends it with exit code 3 and the traceback (last line ``DataError: <file>: <message>``) on
 stderr.
 """
@@ -33,6 +35,14 @@ from .space import targets, trial_overrides
 
 Send = Callable[[str, dict[str, Any]], None]
 GAITRUN_ERROR_EXIT = 3
+# The shared training of a ``search.share_training`` sweep: the sweep's recipe, trained only.
+SHARED_TRAINING_OVERRIDES = ["search=null", "prune=null", "deploy=null"]
+
+
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and its finished children: the trial's cost."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return round(own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime, 2)
 
 
 def peak_rss_mb() -> float:
@@ -60,8 +70,10 @@ class EpochSender(Callback):
             self.send("epoch", {**result, "fold": fold, "epoch": epoch + 1})
 
 
-def _run_folder(trial_dir: Path, loaded: Any) -> Any:
-    """The trial's run folder: the one an earlier attempt left, else a new one."""
+def _run_folder(trial_dir: Path, loaded: Any, reuses: str | None = None) -> Any:
+    """The trial's run folder: the one an earlier attempt left, else a new one. ``reuses``: the
+    sweep's shared training (``search.share_training``); the new folder then skips data and
+    training and reuses that run's, as ``gaitrun prune RUN`` does."""
     from ..runfolder import RunFolder
     from ..stages import plan
 
@@ -69,7 +81,12 @@ def _run_folder(trial_dir: Path, loaded: Any) -> Any:
         folder = RunFolder.open(manifest.parent)
         if folder.manifest["recipe_hash"] == loaded.hash:
             return folder
-    return RunFolder.create(loaded, plan(loaded.recipe), parent=trial_dir)
+    stages = [s for s in plan(loaded.recipe) if reuses is None or s not in ("data", "train")]
+    folder = RunFolder.create(loaded, stages, parent=trial_dir)
+    if reuses is not None:
+        folder.manifest["reuses_run"] = reuses
+        folder.save()
+    return folder
 
 
 def _run(folder: Any, loaded: Any, sender: Callback, strict: bool) -> None:
@@ -91,9 +108,14 @@ def run_and_score(job: dict[str, Any], send: Send) -> dict[str, Any]:
 
     sweep = Path(job["sweep_dir"])
     search = load_recipe(sweep / "recipe.yaml").recipe.search
+    if job.get("kind") == "shared_training":
+        loaded = load_recipe(sweep / "recipe.yaml", SHARED_TRAINING_OVERRIDES)
+        folder = _run_folder(Path(job["trial_dir"]), loaded)
+        _run(folder, loaded, Callback(), job["strict"])
+        return {**final_metrics(folder.path), "run_folder": str(folder.path.relative_to(sweep))}
     names = [t.metric for t in targets(search)]
     loaded = load_recipe(sweep / "recipe.yaml", trial_overrides(search, job["config"]))
-    folder = _run_folder(Path(job["trial_dir"]), loaded)
+    folder = _run_folder(Path(job["trial_dir"]), loaded, job.get("reuses_run"))
     _run(folder, loaded, EpochSender(names, send), job["strict"])
     final = final_metrics(folder.path)
     missing = [name for name in names if name not in final]
@@ -117,7 +139,8 @@ def main() -> int:
     channel = _channel()
 
     def send(kind: str, result: dict[str, Any]) -> None:
-        channel.write(json.dumps({"kind": kind, "result": result, "peak_rss_mb": peak_rss_mb()}) + "\n")
+        channel.write(json.dumps({"kind": kind, "result": result, "peak_rss_mb": peak_rss_mb(),
+                                  "cpu_s": cpu_seconds()}) + "\n")
 
     try:
         send("final", run_and_score(job, send))
