@@ -74,6 +74,29 @@ def check_deploy(recipe: Any, regs: Registries) -> Found:
     return []
 
 
+def check_distributed(recipe: Any, regs: Registries) -> Found:
+    """``train.distributed``: what the distributed fit does not support."""
+    train = recipe.train
+    dist = train.distributed
+    if dist is None:
+        return []
+    found: Found = []
+    if dist.workers > 1 and train.strategy == "mirrored":
+        found.append((("train", "strategy"), "strategy 'mirrored' (one process, local GPUs) cannot be combined "
+                      "with train.distributed.workers > 1; use strategy: auto (each worker uses "
+                      "train.distributed.gpus_per_worker GPUs)"))
+    if train.batch_size % dist.workers:
+        found.append((("train", "batch_size"), f"{train.batch_size} is the global batch and must be divisible by "
+                      f"train.distributed.workers ({dist.workers})"))
+    if train.mixed_precision:
+        found.append((("train", "mixed_precision"), "mixed precision is not supported with train.distributed; "
+                      "set mixed_precision: false or distributed: null"))
+    if recipe.data.cache != "disk":
+        found.append((("data", "cache"), f"'{recipe.data.cache}': distributed workers read the clip store from "
+                      "the disk cache (on storage every node shares); set data.cache: disk"))
+    return found
+
+
 def check_search(data: dict, validate: Callable[[dict], list[dict]], recipe: Any,
                  explain: Callable[[dict, dict], str]) -> Found:
     """Each space key must be a recipe key, and each probe value must give a valid recipe."""
@@ -103,4 +126,4 @@ def check_search(data: dict, validate: Callable[[dict], list[dict]], recipe: Any
     return found
 
 
-CHECKS = (check_data_model, check_augment, check_embedding, check_deploy)
+CHECKS = (check_data_model, check_augment, check_embedding, check_deploy, check_distributed)

@@ -35,7 +35,7 @@ def _history_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def _checkpoint_callback(plan: FitPlan, full_model: Any, rows: list[dict]) -> Any:
+def epoch_checkpoint(plan: FitPlan, full_model: Any, rows: list[dict]) -> Any:
     import keras
 
     class EpochCheckpoint(keras.callbacks.Callback):
@@ -80,7 +80,7 @@ def fit_fold(train_model: Any, full_model: Any, train_ds: Any, val_ds: Any, plan
         train_model.fit(train_ds, steps_per_epoch=plan.steps_per_epoch, epochs=plan.epochs,
                         initial_epoch=initial_epoch, validation_data=val_ds, verbose=0, shuffle=False,
                         class_weight=plan.class_weight,
-                        callbacks=[*plan.callbacks, _checkpoint_callback(plan, full_model, rows)])
+                        callbacks=[*plan.callbacks, epoch_checkpoint(plan, full_model, rows)])
     return rows
 
 
