@@ -18,6 +18,7 @@ from typing import Any
 
 from ..atomic import read_json
 from ..errors import StageError, UsageError
+from .fold import resume_point
 
 ENV_PREFIXES = ("GAITRUN_", "TF_CPP_MIN_LOG_LEVEL")  # passed on to the workers
 
@@ -76,6 +77,7 @@ def train_fold(ctx: Any, fold: Any, folder: Path, target: str) -> None:
     check_fits(dist, target)
     run = ctx.folder.path.resolve()
     workers_dir = run / "ray_train" / f"fold-{fold.name}" / "workers"
+    before = len(resume_point(folder)[2])
     config = {"run": str(run), "fold": fold.name, "cwd": os.getcwd(), "cpus": dist.cpus_per_worker,
               "workers_dir": str(workers_dir)}
     try:
@@ -83,9 +85,16 @@ def train_fold(ctx: Any, fold: Any, folder: Path, target: str) -> None:
     except Exception as exc:  # Ray's TrainingFailedError carries the worker's error
         raise StageError("train", f"distributed training of fold {fold.name} failed: {_cause(exc)}; after a "
                          f"fix: 'gaitrun resume {ctx.folder.path}'") from exc
+    for row in _history(folder)[before:]:  # the epochs the workers ran, for the terminal
+        ctx.callbacks.on_epoch_end(fold.name, row["epoch"] - 1, {k: v for k, v in row.items() if k != "epoch"})
     ctx.folder.manifest["workers"] = [read_json(p) for p in sorted(workers_dir.glob("rank-*.json"),
                                                                    key=lambda p: int(p.stem.split("-")[1]))]
     ctx.folder.save()
+
+
+def _history(folder: Path) -> list[dict]:
+    meta = folder / "checkpoint.json"
+    return read_json(meta)["history"] if meta.is_file() else []
 
 
 def _cause(exc: BaseException) -> str:
