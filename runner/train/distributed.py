@@ -55,7 +55,7 @@ def check_fits(dist: Any, target: str) -> None:
 
 
 def _trainer(dist: Any, config: dict[str, Any], run: Path, fold: str) -> Any:
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.tensorflow import TensorflowTrainer
 
     from .worker import train_loop
@@ -68,6 +68,7 @@ def _trainer(dist: Any, config: dict[str, Any], run: Path, fold: str) -> Any:
                                      resources_per_worker=resources),
         run_config=RunConfig(name=f"fold-{fold}", storage_path=str(run / "ray_train"),
                              failure_config=FailureConfig(max_failures=dist.max_failures),
+                             checkpoint_config=CheckpointConfig(num_to_keep=1),
                              worker_runtime_env={"env_vars": env}))
 
 
@@ -87,8 +88,8 @@ def train_fold(ctx: Any, fold: Any, folder: Path, target: str) -> None:
                          f"fix: 'gaitrun resume {ctx.folder.path}'") from exc
     for row in _history(folder)[before:]:  # the epochs the workers ran, for the terminal
         ctx.callbacks.on_epoch_end(fold.name, row["epoch"] - 1, {k: v for k, v in row.items() if k != "epoch"})
-    ctx.folder.manifest["workers"] = [read_json(p) for p in sorted(workers_dir.glob("rank-*.json"),
-                                                                   key=lambda p: int(p.stem.split("-")[1]))]
+    ranks = sorted(workers_dir.glob("rank-*.json"), key=lambda p: int(p.stem.split("-")[1]))
+    ctx.folder.manifest["workers"] = [{k: read_json(p)[k] for k in ("rank", "node_id", "host")} for p in ranks]
     ctx.folder.save()
 
 

@@ -62,9 +62,10 @@ def epoch_checkpoint(plan: FitPlan, full_model: Any, rows: list[dict]) -> Any:
     return EpochCheckpoint()
 
 
-def resume_point(folder: Path) -> tuple[int, Path | None, list[dict]]:
-    """(epochs done, checkpoint model path, history rows) of an interrupted fold."""
-    meta = folder / "checkpoint.json"
+def resume_point(folder: Path, meta: Path | None = None) -> tuple[int, Path | None, list[dict]]:
+    """(epochs done, checkpoint model path, history rows) of an interrupted fold; ``meta``: its
+    ``checkpoint.json`` if not the one in ``folder`` (a copy kept by Ray Train)."""
+    meta = meta or folder / "checkpoint.json"
     if not meta.is_file():
         return 0, None, []
     info = read_json(meta)

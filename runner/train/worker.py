@@ -12,6 +12,7 @@ takes every worker), and all report each epoch to Ray Train (a barrier)."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import tempfile
 from pathlib import Path
@@ -35,7 +36,8 @@ def _context(config: dict[str, Any]) -> Any:
 def _record_worker(config: dict[str, Any], rank: int) -> None:
     import ray
 
-    info = {"rank": rank, "node_id": ray.get_runtime_context().get_node_id(), "host": socket.gethostname()}
+    info = {"rank": rank, "node_id": ray.get_runtime_context().get_node_id(), "host": socket.gethostname(),
+            "pid": os.getpid()}
     write_json(Path(config["workers_dir"]) / f"rank-{rank}.json", info)
 
 
@@ -82,10 +84,10 @@ def _fit(ctx: Any, prep: Any, fold: Any, strategy: Any, *, rank: int, world: int
     from ..data.pipeline import oversampled
     from ..outputs import declared_outputs
     from . import parts, setup
-    from .fold import finish_fold, resume_point
+    from .fold import finish_fold
 
     recipe, train = ctx.recipe, ctx.recipe.train
-    done, checkpoint, history = resume_point(folder)
+    done, checkpoint, history = _resume(folder)
     with strategy.scope():
         model = parts.build_model(ctx, prep, checkpoint)
     positions = oversampled(fold.train, prep.labels[fold.train]) if recipe.data.oversample else fold.train
@@ -109,6 +111,34 @@ def _fit(ctx: Any, prep: Any, fold: Any, strategy: Any, *, rank: int, world: int
     finish_fold(out, model)
 
 
+def _resume(folder: Path) -> tuple[int, Path | None, list[dict]]:
+    """Where this fold goes on: Ray Train's latest checkpoint (a copy of the chief's
+    ``checkpoint.json``, naming the epoch's model in the run folder) after a worker-group restart,
+    else the run folder's own (``gaitrun resume``, or a first start)."""
+    import ray.train
+
+    from .fold import resume_point
+
+    saved = ray.train.get_checkpoint()
+    if saved is None:
+        return resume_point(folder)
+    with saved.as_directory() as where:
+        return resume_point(folder, Path(where) / "checkpoint.json")
+
+
+def _report(rank: int, folder: Path, logs: dict[str, float]) -> None:
+    """Every worker reports each epoch (a barrier); the chief adds a Ray Train checkpoint: a copy
+    of ``checkpoint.json`` (the model it names stays in the run folder, on shared storage)."""
+    import ray.train
+
+    if rank != 0:
+        ray.train.report(logs)
+        return
+    with tempfile.TemporaryDirectory(prefix="gaitrun-ckpt-") as tmp:
+        shutil.copy(folder / "checkpoint.json", tmp)
+        ray.train.report(logs, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+
+
 class _Plan:
     """This worker's data and the epoch loop of one training phase."""
 
@@ -118,7 +148,7 @@ class _Plan:
         from . import parts
 
         train, seed = ctx.recipe.train, ctx.recipe.seed
-        self.strategy, self.train = strategy, train
+        self.strategy, self.train, self.rank = strategy, train, rank
         self.global_batch = train.batch_size
         if self.global_batch % strategy.num_replicas_in_sync:
             raise ValueError(f"train.batch_size {self.global_batch} is not divisible by the "
@@ -137,7 +167,6 @@ class _Plan:
     def run(self, train_model: Any, model: Any, loss: Any, callbacks: list[Any], *, out: Path,
             epochs: tuple[int, int], history: list[dict]) -> list[dict]:
         import keras
-        import ray.train
 
         from . import replica, setup
         from .fold import FitPlan, epoch_checkpoint
@@ -150,7 +179,7 @@ class _Plan:
         evaluate = replica.make_eval_step(train_model, loss=loss, loss_weights=weights, accuracy=accuracy)
         rows = list(history)
         plan = FitPlan(folder=out, epochs=epochs[1], steps_per_epoch=self.steps, callbacks=[], class_weight=None,
-                       on_epoch=lambda e, logs: ray.train.report({"epoch": e + 1, **logs}))
+                       on_epoch=lambda e, logs: _report(self.rank, out, {"epoch": e + 1, **logs}))
         every = keras.callbacks.CallbackList([*callbacks, epoch_checkpoint(plan, model, rows)],
                                              model=train_model)
         every.on_train_begin()
