@@ -33,10 +33,12 @@ def _context(config: dict[str, Any]) -> Any:
     return RunContext(loaded=loaded, folder=None, regs=registries(), quiet=True)
 
 
-def _record_worker(config: dict[str, Any], rank: int) -> None:
+def _record_worker(config: dict[str, Any], rank: int, **more: Any) -> None:
+    """``<workers_dir>/rank-<rank>.json``: where this worker runs (the manifest's ``workers``), its
+    pid, and at the end its CPU seconds."""
     import ray
 
-    info = {"rank": rank, "node_id": ray.get_runtime_context().get_node_id(), "host": socket.gethostname(),
+    info = {**more, "rank": rank, "node_id": ray.get_runtime_context().get_node_id(), "host": socket.gethostname(),
             "pid": os.getpid()}
     write_json(Path(config["workers_dir"]) / f"rank-{rank}.json", info)
 
@@ -78,6 +80,8 @@ def train_loop(config: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory(prefix="gaitrun-worker-") as scratch:
         out = folder if rank == 0 else Path(scratch)
         _fit(ctx, prep, fold, strategy, rank=rank, world=world, folder=folder, out=out)
+    times = os.times()
+    _record_worker(config, rank, cpu_s=round(times.user + times.system, 2))
 
 
 def _fit(ctx: Any, prep: Any, fold: Any, strategy: Any, *, rank: int, world: int, folder: Path, out: Path) -> None:
