@@ -91,6 +91,9 @@ def check_distributed(recipe: Any, regs: Registries) -> Found:
     if train.mixed_precision:
         found.append((("train", "mixed_precision"), "mixed precision is not supported with train.distributed; "
                       "set mixed_precision: false or distributed: null"))
+    if recipe.search is not None:
+        found.append((("train", "distributed"), "a sweep's trials cannot be distributed yet; remove "
+                      "train.distributed or the search section"))
     if recipe.data.cache != "disk":
         found.append((("data", "cache"), f"'{recipe.data.cache}': distributed workers read the clip store from "
                       "the disk cache (on storage every node shares); set data.cache: disk"))

@@ -116,7 +116,7 @@ class Train(Strict):
     tensorboard: bool = True
     distributed: Distributed | None = Field(
         None, description="null: one process; else each fold is trained by Ray Train workers "
-                          "(the cluster: $RAY_ADDRESS or search.address, else a local Ray)")
+                          "(the cluster: $RAY_ADDRESS, else a local Ray)")
 
 
 # --- cv (plugin keys are added beside these) --------------------------------------------

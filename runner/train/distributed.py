@@ -1,8 +1,9 @@
 """``train.distributed``: each fold trained by Ray Train's ``TensorflowTrainer`` (the driver side).
 
-The cluster is the one sweeps use (``sweep.cluster.ray_session``): ``search.address`` if the
-recipe has a ``search`` section, else ``$RAY_ADDRESS``, else a new local Ray private to this
-process. Before a fold starts, the cluster must be able to hold ``workers`` x
+The cluster is named as for sweeps, through the same code (``sweep.cluster.ray_session``, with
+its token handling and one-line connection errors): ``$RAY_ADDRESS`` (``auto`` or ``host:port``),
+else a new local Ray private to this process (``search.address``, the sweep's recipe key, does not
+apply: a recipe cannot be both a sweep and a distributed training yet). Before a fold starts, the cluster must be able to hold ``workers`` x
 (``cpus_per_worker``, ``gpus_per_worker``) at all, else a one-line error (exit 2). The workers
 (``worker.train_loop``) write the fold's files into the run folder, which must therefore be on
 storage every node shares, as must the clip store cache; Ray Train's own state goes to
@@ -31,7 +32,7 @@ def cluster(recipe: Any) -> Iterator[str | None]:
         return
     from ..sweep.cluster import ray_session
 
-    with ray_session(recipe.search.address if recipe.search is not None else None) as target:
+    with ray_session(None) as target:  # $RAY_ADDRESS, else a local Ray
         yield target
 
 
