@@ -2,12 +2,13 @@
 ``MultiWorkerMirroredStrategy`` (Ray sets ``TF_CONFIG``), trained by ``replica.make_train_step``
 on this worker's shard of the clip store.
 
-The run folder is the checkpoint: every worker resumes from the fold's last epoch checkpoint
-(``fold.resume_point``), so a worker group restarted by Ray Train's ``FailureConfig`` and
-``gaitrun resume`` both continue at the last finished epoch. The chief (rank 0) writes the
+After a worker-group restart (Ray Train's ``FailureConfig``) every worker resumes from
+``ray.train.get_checkpoint()`` (the chief's ``checkpoint.json``, reported each epoch, naming the
+epoch's model in the run folder); on a first start or after ``gaitrun resume``, from the run
+folder's own ``checkpoint.json`` (``fold.resume_point``). The chief (rank 0) writes the
 per-epoch checkpoints, ``history.csv``, TensorBoard logs and ``model.keras`` exactly as the
-one-process fit does; the other workers save the same files into a temporary folder (saving
-takes every worker), and all report each epoch to Ray Train (a barrier)."""
+one-process fit does; the other workers save the same files into a temporary folder (saving may
+involve collectives), and all report each epoch to Ray Train (a barrier)."""
 
 from __future__ import annotations
 
