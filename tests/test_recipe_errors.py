@@ -61,6 +61,11 @@ CASES = [
                                                "recipe.yaml:9:5: augment.0.shift: augmentation 'shift' does not apply to inertial data (it supports optical_flow, rgb, silhouette)"]),
     (("arch: simple_cnn", "arch: har_lstm"), ["recipe.yaml:9:5: augment.0.shift: augmentation 'shift' does not work on the inertial input of 'har_lstm'",
                                               "recipe.yaml:11:9: model.arch: architecture 'har_lstm' takes inertial input, which rgb images from 'digits' cannot feed (it needs: inertial inertials)"]),
+    (("epochs: 2", "epochs: 2\n  validate_every: 2\n  schedule: {name: reduce_on_plateau}"),
+     "recipe.yaml:17:19: train.validate_every: schedule 'reduce_on_plateau' reads the validation loss every epoch; "
+     "use validate_every: 1, or a cosine or step schedule"),
+    (("epochs: 2", "epochs: 2\n  validate_every: 3\n  early_stopping: {monitor: val_accuracy}"),
+     "recipe.yaml:17:19: train.validate_every: early stopping reads 'val_accuracy' every epoch; use validate_every: 1"),
     (("- shift: {max_px: 1}", "- flow_threshold: {}"), "recipe.yaml:9:5: augment.0.flow_threshold: augmentation 'flow_threshold' does not apply to rgb data (it supports optical_flow)"),
 ]
 

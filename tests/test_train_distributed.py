@@ -4,6 +4,7 @@ ordinary run folder (plus ``workers`` in the manifest)."""
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -17,7 +18,8 @@ from gaitrun.recipe import load_recipe
 DIST = BASE_RECIPE.replace("  epochs: 2\n", "  epochs: 2\n  distributed: {workers: 2}\n")
 # one small fold: the run costs two Ray worker starts, not one per fold
 SMALL = DIST.replace("cv: {scheme: stratified_kfold, folds: 3}", "cv: {scheme: holdout, group_by: null}") \
-            .replace("  clip: {frames: 1, size: [8, 8]}\n", "  clip: {frames: 1, size: [8, 8]}\n  max_samples: 400\n")
+            .replace("  clip: {frames: 1, size: [8, 8]}\n", "  clip: {frames: 1, size: [8, 8]}\n  max_samples: 400\n") \
+            .replace("  epochs: 2\n", "  epochs: 3\n  validate_every: 2\n")
 
 
 def _problems(tmp_path, text: str) -> list[str]:
@@ -97,7 +99,8 @@ def test_two_workers_through_the_cli_leave_a_normal_run_folder(tmp_path, monkeyp
     assert (fold / "model.keras").is_file() and (fold / "metrics.json").is_file()
     assert list((fold / "tensorboard").rglob("events.out.tfevents.*"))
     assert not list(fold.glob("checkpoint-*.keras"))  # dropped once the final model is saved
-    rows = (fold / "history.csv").read_text().splitlines()
-    assert rows[0].split(",")[:5] == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"] and len(rows) == 3
+    rows = list(csv.DictReader((fold / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3] and all(float(r["loss"]) > 0 for r in rows)
+    assert [int(r["epoch"]) for r in rows if r["val_accuracy"]] == [2, 3]  # validate_every: 2, and the last
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0 <= metrics["summary"]["mean"]["accuracy"] <= 1

@@ -35,7 +35,7 @@ def _gaitrun(*args: str, cwd: Path) -> subprocess.Popen:
 
 def test_train_writes_folds_metrics_and_learns(tmp_path):
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(RECIPE.replace("EPOCHS", "6"))
+    recipe.write_text(RECIPE.replace("EPOCHS", "6, validate_every: 4"))
     proc = _gaitrun("run", str(recipe), "--artifacts", "art", "--quiet", cwd=tmp_path)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
@@ -50,6 +50,8 @@ def test_train_writes_folds_metrics_and_learns(tmp_path):
     assert metrics["summary"]["mean"]["accuracy"] > 0.5  # ten digits: chance is 0.1
     history = list(csv.DictReader((run / "folds/0/history.csv").open()))
     assert [int(r["epoch"]) for r in history] == [1, 2, 3, 4, 5, 6]
+    # validate_every: 4 validates after epoch 4 and after the last one only
+    assert [int(r["epoch"]) for r in history if r["val_accuracy"]] == [4, 6]
 
 
 def test_killed_mid_fold_resumes_and_finishes(tmp_path):

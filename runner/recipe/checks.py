@@ -100,6 +100,21 @@ def check_distributed(recipe: Any, regs: Registries) -> Found:
     return found
 
 
+def check_validation(recipe: Any, regs: Registries) -> Found:
+    """``train.validate_every`` > 1 leaves epochs without validation figures, which a plateau
+    schedule or early stopping on a ``val_`` figure reads every epoch."""
+    train = recipe.train
+    if train.validate_every == 1:
+        return []
+    if train.schedule.name == "reduce_on_plateau":
+        return [(("train", "validate_every"), "schedule 'reduce_on_plateau' reads the validation loss every "
+                 "epoch; use validate_every: 1, or a cosine or step schedule")]
+    if train.early_stopping is not None and train.early_stopping.monitor.startswith("val_"):
+        return [(("train", "validate_every"), f"early stopping reads '{train.early_stopping.monitor}' every "
+                 "epoch; use validate_every: 1")]
+    return []
+
+
 def check_search(data: dict, validate: Callable[[dict], list[dict]], recipe: Any,
                  explain: Callable[[dict, dict], str]) -> Found:
     """Each space key must be a recipe key, and each probe value must give a valid recipe."""
@@ -129,4 +144,4 @@ def check_search(data: dict, validate: Callable[[dict], list[dict]], recipe: Any
     return found
 
 
-CHECKS = (check_data_model, check_augment, check_embedding, check_deploy, check_distributed)
+CHECKS = (check_data_model, check_augment, check_embedding, check_deploy, check_validation, check_distributed)

@@ -114,6 +114,9 @@ class Train(Strict):
     deterministic: bool = Field(False, description="TensorFlow op determinism (slower, repeatable)")
     strategy: Literal["auto", "mirrored"] = Field("auto", description="mirrored: all local GPUs")
     tensorboard: bool = True
+    validate_every: int = Field(1, ge=1, le=100_000,
+                                description="validate every N epochs and after the last; N > 1 saves the "
+                                            "validation time where no schedule or early stopping reads it")
     distributed: Distributed | None = Field(
         None, description="null: one process; else each fold is trained by Ray Train workers "
                           "(the cluster: $RAY_ADDRESS, else a local Ray)")

@@ -50,7 +50,8 @@ def train_one(ctx: RunContext, prep: Prepared, fold: Fold, folder: Any, *, epoch
         plan = FitPlan(folder=folder, epochs=until, steps_per_epoch=parts.steps_per_epoch(len(positions), train.batch_size),
                        callbacks=parts.fit_callbacks(train, lr * factor, finetune, folder / "tensorboard"),
                        class_weight=parts.class_weights(ctx, prep, positions),
-                       on_epoch=lambda e, logs: ctx.callbacks.on_epoch_end(fold.name, e, logs))
+                       on_epoch=lambda e, logs: ctx.callbacks.on_epoch_end(fold.name, e, logs),
+                       validate_every=train.validate_every)
         history = fit_fold(train_model, model, train_ds, val_ds, plan, initial_epoch=done, history=history)
         done = max(done, len(history))
         if train_model.stop_training:

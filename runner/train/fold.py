@@ -24,6 +24,12 @@ class FitPlan:
     callbacks: list[Any]
     class_weight: dict | None
     on_epoch: Callable[[int, dict], None]
+    validate_every: int = 1
+
+    def validation_epochs(self) -> list[int]:
+        """The 1-based epochs after which the validation set is evaluated: every ``validate_every``-th
+        and the last."""
+        return [e for e in range(1, self.epochs + 1) if e % self.validate_every == 0 or e == self.epochs]
 
 
 def _history_csv(rows: list[dict]) -> str:
@@ -80,6 +86,7 @@ def fit_fold(train_model: Any, full_model: Any, train_ds: Any, val_ds: Any, plan
     if initial_epoch < plan.epochs:
         train_model.fit(train_ds, steps_per_epoch=plan.steps_per_epoch, epochs=plan.epochs,
                         initial_epoch=initial_epoch, validation_data=val_ds, verbose=0, shuffle=False,
+                        validation_freq=plan.validation_epochs(),
                         class_weight=plan.class_weight,
                         callbacks=[*plan.callbacks, epoch_checkpoint(plan, full_model, rows)])
     return rows

@@ -184,13 +184,14 @@ class _Plan:
         evaluate = replica.make_eval_step(train_model, loss=loss, loss_weights=weights, accuracy=accuracy)
         rows = list(history)
         plan = FitPlan(folder=out, epochs=epochs[1], steps_per_epoch=self.steps, callbacks=[], class_weight=None,
+                       validate_every=self.train.validate_every,
                        on_epoch=lambda e, logs: _report(self.rank, out, {"epoch": e + 1, **logs}))
         every = keras.callbacks.CallbackList([*callbacks, epoch_checkpoint(plan, model, rows)],
                                              model=train_model)
         every.on_train_begin()
         for epoch in range(*epochs):
             every.on_epoch_begin(epoch)
-            logs = self._epoch(step, evaluate, accuracy)
+            logs = self._epoch(step, evaluate, accuracy, validate=epoch + 1 in plan.validation_epochs())
             replica.average_non_trainable(self.strategy, train_model)
             every.on_epoch_end(epoch, logs)
             if train_model.stop_training:
@@ -198,21 +199,27 @@ class _Plan:
         every.on_train_end()
         return rows
 
-    def _epoch(self, step: Any, evaluate: Any, accuracy: bool) -> dict[str, float]:
-        from . import replica
-
+    def _epoch(self, step: Any, evaluate: Any, accuracy: bool, *, validate: bool) -> dict[str, float]:
         total = np.zeros(3)
         for _ in range(self.steps):
             total += np.asarray(step(self.iterator))
         logs = {"loss": total[0] / total[2]}
         if accuracy:
             logs["accuracy"] = total[1] / total[2]
+        if validate:  # the same decision on every worker: all_sum is a collective
+            logs.update(self._validate(evaluate, accuracy))
+        return {k: float(v) for k, v in logs.items()}
+
+    def _validate(self, evaluate: Any, accuracy: bool) -> dict[str, float]:
+        """Validation figures over every worker's shard of the validation fold."""
+        from . import replica
+
         val = np.zeros(3)
         if self.has_val:
             for x, y in self.val_ds:
                 val += np.asarray(evaluate(x, y))
         val = replica.all_sum(self.strategy, val)
-        logs["val_loss"] = val[0] / max(val[2], 1)
+        out = {"val_loss": val[0] / max(val[2], 1)}
         if accuracy:
-            logs["val_accuracy"] = val[1] / max(val[2], 1)
-        return {k: float(v) for k, v in logs.items()}
+            out["val_accuracy"] = val[1] / max(val[2], 1)
+        return out
