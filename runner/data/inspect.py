@@ -28,7 +28,7 @@ def contact_sheet(ctx: Any, prep: Any, out_png: Any, *, n: int = 6) -> None:
     import matplotlib.pyplot as plt
 
     from ..atomic import atomic_path
-    from ..stages.train import augmenters
+    from ..train.parts import augmenters
     from .pipeline import eval_dataset, train_dataset
 
     rng = np.random.default_rng(ctx.recipe.seed)

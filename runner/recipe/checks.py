@@ -74,6 +74,32 @@ def check_deploy(recipe: Any, regs: Registries) -> Found:
     return []
 
 
+def check_distributed(recipe: Any, regs: Registries) -> Found:
+    """``train.distributed``: what the distributed fit does not support."""
+    train = recipe.train
+    dist = train.distributed
+    if dist is None:
+        return []
+    found: Found = []
+    if dist.workers > 1 and train.strategy == "mirrored":
+        found.append((("train", "strategy"), "strategy 'mirrored' (one process, local GPUs) cannot be combined "
+                      "with train.distributed.workers > 1; use strategy: auto (each worker uses "
+                      "train.distributed.gpus_per_worker GPUs)"))
+    if train.batch_size % dist.workers:
+        found.append((("train", "batch_size"), f"{train.batch_size} is the global batch and must be divisible by "
+                      f"train.distributed.workers ({dist.workers})"))
+    if train.mixed_precision:
+        found.append((("train", "mixed_precision"), "mixed precision is not supported with train.distributed; "
+                      "set mixed_precision: false or distributed: null"))
+    if recipe.search is not None:
+        found.append((("train", "distributed"), "a sweep's trials cannot be distributed yet; remove "
+                      "train.distributed or the search section"))
+    if recipe.data.cache != "disk":
+        found.append((("data", "cache"), f"'{recipe.data.cache}': distributed workers read the clip store from "
+                      "the disk cache (on storage every node shares); set data.cache: disk"))
+    return found
+
+
 def check_validation(recipe: Any, regs: Registries) -> Found:
     """``train.validate_every`` > 1 leaves epochs without validation figures, which a plateau
     schedule or early stopping on a ``val_`` figure reads every epoch."""
@@ -132,4 +158,4 @@ def check_shared_training(recipe: Any) -> Found:
             for key in search.space if key.split(".")[0] not in SHARED_SECTIONS]
 
 
-CHECKS = (check_data_model, check_augment, check_embedding, check_deploy, check_validation)
+CHECKS = (check_data_model, check_augment, check_embedding, check_deploy, check_validation, check_distributed)

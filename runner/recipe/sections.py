@@ -92,6 +92,16 @@ class EarlyStopping(Strict):
     restore_best: bool = True
 
 
+class Distributed(Strict):
+    """Data-parallel training of each fold by Ray Train (``train.distributed``)."""
+
+    workers: int = Field(2, ge=1, le=4096, description="Ray Train workers; train.batch_size is split across them")
+    cpus_per_worker: float = Field(1.0, gt=0, le=1024, description="CPUs Ray reserves for each worker")
+    gpus_per_worker: float = Field(0.0, ge=0, le=64, description="GPUs Ray reserves for each worker")
+    max_failures: int = Field(0, ge=-1, description="worker-group restarts after a failure, each from the "
+                                                    "last epoch checkpoint; -1: unlimited")
+
+
 class Train(Strict):
     optimizer: Optimizer = Field(default_factory=Optimizer)
     loss: Loss = Field(default_factory=Loss)
@@ -107,6 +117,9 @@ class Train(Strict):
     validate_every: int = Field(1, ge=1, le=100_000,
                                 description="validate every N epochs and after the last; N > 1 saves the "
                                             "validation time where no schedule or early stopping reads it")
+    distributed: Distributed | None = Field(
+        None, description="null: one process; else each fold is trained by Ray Train workers "
+                          "(the cluster: $RAY_ADDRESS, else a local Ray)")
 
 
 # --- cv (plugin keys are added beside these) --------------------------------------------

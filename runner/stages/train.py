@@ -6,16 +6,15 @@ metrics.json, model.keras); then ``metrics.json`` (per fold, mean +- std, test s
 from __future__ import annotations
 
 import gc
-import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..atomic import read_json
-from ..data.pipeline import Augmenter, eval_dataset, oversampled, train_dataset
+from ..data.pipeline import oversampled
 from ..keras_io import load_model
 from ..outputs import declared_outputs
-from ..train import setup
+from ..train import distributed, parts, setup
 from ..train.evaluation import evaluate_fold
 from ..train.fold import FitPlan, finish_fold, fit_fold, resume_point
 from ..train.splits import describe, make_splits
@@ -24,53 +23,6 @@ from .data import Prepared, prepared
 if TYPE_CHECKING:
     from ..folds import Fold
     from . import RunContext
-
-
-def augmenters(ctx: RunContext) -> list[Augmenter]:
-    out = []
-    for item in ctx.recipe.augment:
-        name = next(iter(type(item).model_fields))
-        out.append(Augmenter(name, ctx.regs["augmentations"].get(name).impl("apply"), getattr(item, name)))
-    return out
-
-
-def _groups(ctx: RunContext, prep: Prepared, positions: np.ndarray) -> np.ndarray | None:
-    balance = ctx.recipe.data.balance
-    if balance == "class":
-        return prep.labels[positions]
-    if balance == "condition":
-        return np.asarray([str(prep.samples[p].condition) for p in positions])
-    return None
-
-
-def _build(ctx: RunContext, prep: Prepared, checkpoint: Any, initial: Any = None) -> Any:
-
-    if checkpoint is not None:
-        return load_model(checkpoint)
-    if initial is not None:
-        return initial
-    arch = ctx.regs["architectures"].get(ctx.recipe.model.arch)
-    return arch.impl("build")(input_shape=prep.input_shape, num_classes=len(prep.class_names),
-                              params=ctx.recipe.model.params)
-
-
-def _compile(model: Any, train_model: Any, loss: Any, train: Any, resumed: bool, optimizer: str, lr: float) -> None:
-    if resumed and train_model is model and getattr(model, "optimizer", None) is not None:
-        return  # the checkpoint carries the optimizer's state
-    metrics = ["accuracy"] if train.loss.name == "cross_entropy" else None
-    train_model.compile(optimizer=setup.make_optimizer(optimizer, lr, train.optimizer),
-                        loss=loss, loss_weights=setup.loss_weights(train.loss), metrics=metrics)
-
-
-def _phases(ctx: RunContext, epochs: int, initial: Any) -> list[tuple[int, float, Any]]:
-    """(last epoch, lr factor, prepare(model)) per training phase. An architecture with a
-    freeze-then-unfreeze schedule answers the optional hook ``head_phase(params)`` (as
-    ``transfer`` does) and gets two."""
-    hook = ctx.regs["architectures"].get(ctx.recipe.model.arch).hook("head_phase")
-    phase = hook(ctx.recipe.model.params) if hook is not None and initial is None else None
-    if phase is None or not 0 < phase.epochs < epochs:
-        return [(epochs, 1.0, None)]
-    return [(phase.epochs, 1.0, None), (epochs, phase.lr_factor, phase.unfreeze)]
 
 
 def train_one(ctx: RunContext, prep: Prepared, fold: Fold, folder: Any, *, epochs: int, initial: Any = None,
@@ -82,10 +34,10 @@ def train_one(ctx: RunContext, prep: Prepared, fold: Fold, folder: Any, *, epoch
     done, checkpoint, history = resume_point(folder)
     optimizer, lr = (finetune["optimizer"], finetune["lr"]) if finetune else (train.optimizer.name, train.optimizer.lr)
     with setup.distribution_scope(train):
-        model = _build(ctx, prep, checkpoint, initial)
+        model = parts.build_model(ctx, prep, checkpoint, initial)
     positions = oversampled(fold.train, prep.labels[fold.train]) if recipe.data.oversample else fold.train
     ctx.callbacks.on_fold_start(fold.name, epochs - done)
-    for until, factor, prepare in _phases(ctx, epochs, initial):
+    for until, factor, prepare in parts.phases(ctx, epochs, initial):
         if done >= until:
             continue
         resumed = checkpoint is not None and prepare is None
@@ -93,16 +45,11 @@ def train_one(ctx: RunContext, prep: Prepared, fold: Fold, folder: Any, *, epoch
             prepare(model)
         with setup.distribution_scope(train):
             train_model, loss, label_of = setup.training_model(model, train.loss, declared_outputs(ctx))
-            _compile(model, train_model, loss, train, resumed=resumed, optimizer=optimizer, lr=lr * factor)
-        common = {"kind": prep.kind, "frames": recipe.data.clip.frames, "pad": recipe.data.clip.pad, "label_of": label_of}
-        train_ds = train_dataset(prep.store, positions, prep.labels, batch_size=train.batch_size, seed=recipe.seed,
-                                 augmenters=augmenters(ctx), groups=_groups(ctx, prep, positions), **common)
-        val_ds, _ = eval_dataset(prep.store, fold.val, prep.labels, stride=recipe.data.clip.stride,
-                                 batch_size=train.batch_size, **common)
-        weights = setup.class_weights(train, prep.labels[positions], len(prep.class_names), prep.class_names) \
-            if train.loss.name == "cross_entropy" else None
-        plan = FitPlan(folder=folder, epochs=until, steps_per_epoch=max(1, math.ceil(len(positions) / train.batch_size)),
-                       callbacks=_callbacks(ctx, folder, train, lr * factor, finetune), class_weight=weights,
+            parts.compile_model(model, train_model, loss, train, resumed=resumed, optimizer=optimizer, lr=lr * factor)
+        train_ds, val_ds = parts.datasets(ctx, prep, positions, fold.val, batch_size=train.batch_size, label_of=label_of)
+        plan = FitPlan(folder=folder, epochs=until, steps_per_epoch=parts.steps_per_epoch(len(positions), train.batch_size),
+                       callbacks=parts.fit_callbacks(train, lr * factor, finetune, folder / "tensorboard"),
+                       class_weight=parts.class_weights(ctx, prep, positions),
                        on_epoch=lambda e, logs: ctx.callbacks.on_epoch_end(fold.name, e, logs),
                        validate_every=train.validate_every)
         history = fit_fold(train_model, model, train_ds, val_ds, plan, initial_epoch=done, history=history)
@@ -112,24 +59,16 @@ def train_one(ctx: RunContext, prep: Prepared, fold: Fold, folder: Any, *, epoch
     return model
 
 
-def _callbacks(ctx: RunContext, folder: Any, train: Any, lr: float, finetune: dict[str, Any] | None) -> list[Any]:
-    import keras
-
-    if finetune is None:
-        out = setup.schedule_callbacks(train, lr) + setup.early_stopping(train)
-    else:
-        out = setup.finetune_schedule(finetune["schedule"], lr, finetune["epochs"])
-    if train.tensorboard:
-        out.append(keras.callbacks.TensorBoard(log_dir=str(folder / "tensorboard"), write_graph=False))
-    return out
-
-
-def run_fold(ctx: RunContext, prep: Prepared, fold: Fold) -> dict:
+def run_fold(ctx: RunContext, prep: Prepared, fold: Fold, cluster: str | None = None) -> dict:
     folder = ctx.folder.file("folds", fold.name)
     if (folder / "metrics.json").is_file():
         return read_json(folder / "metrics.json")  # finished before an interruption
     folder.mkdir(parents=True, exist_ok=True)
     if (folder / "model.keras").is_file():  # trained; the process died while evaluating it
+        model = load_model(folder / "model.keras")
+    elif cluster is not None:  # train.distributed: Ray Train workers write the fold's files
+        ctx.callbacks.on_fold_start(fold.name, ctx.recipe.train.epochs - resume_point(folder)[0])
+        distributed.train_fold(ctx, fold, folder, cluster)
         model = load_model(folder / "model.keras")
     else:
         model = train_one(ctx, prep, fold, folder, epochs=ctx.recipe.train.epochs)
@@ -173,7 +112,8 @@ def run(ctx: RunContext) -> dict:
     folds, test = make_splits(ctx, prep.samples)
     ctx.folder.write_json("folds.json", describe(folds, test, prep.samples))
     setup.configure_tensorflow(ctx.recipe.train, ctx.recipe.seed)
-    per_fold = [run_fold(ctx, prep, fold) for fold in folds]
+    with distributed.cluster(ctx.recipe) as target:
+        per_fold = [run_fold(ctx, prep, fold, target) for fold in folds]
     summary = aggregate_folds([headline(m) for m in per_fold])
     result = {"folds": per_fold, "summary": summary, "best_fold": _best(per_fold)}
     if test is not None:

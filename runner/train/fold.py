@@ -41,7 +41,7 @@ def _history_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def _checkpoint_callback(plan: FitPlan, full_model: Any, rows: list[dict]) -> Any:
+def epoch_checkpoint(plan: FitPlan, full_model: Any, rows: list[dict]) -> Any:
     import keras
 
     class EpochCheckpoint(keras.callbacks.Callback):
@@ -68,9 +68,10 @@ def _checkpoint_callback(plan: FitPlan, full_model: Any, rows: list[dict]) -> An
     return EpochCheckpoint()
 
 
-def resume_point(folder: Path) -> tuple[int, Path | None, list[dict]]:
-    """(epochs done, checkpoint model path, history rows) of an interrupted fold."""
-    meta = folder / "checkpoint.json"
+def resume_point(folder: Path, meta: Path | None = None) -> tuple[int, Path | None, list[dict]]:
+    """(epochs done, checkpoint model path, history rows) of an interrupted fold; ``meta``: its
+    ``checkpoint.json`` if not the one in ``folder`` (a copy kept by Ray Train)."""
+    meta = meta or folder / "checkpoint.json"
     if not meta.is_file():
         return 0, None, []
     info = read_json(meta)
@@ -87,7 +88,7 @@ def fit_fold(train_model: Any, full_model: Any, train_ds: Any, val_ds: Any, plan
                         initial_epoch=initial_epoch, validation_data=val_ds, verbose=0, shuffle=False,
                         validation_freq=plan.validation_epochs(),
                         class_weight=plan.class_weight,
-                        callbacks=[*plan.callbacks, _checkpoint_callback(plan, full_model, rows)])
+                        callbacks=[*plan.callbacks, epoch_checkpoint(plan, full_model, rows)])
     return rows
 
 

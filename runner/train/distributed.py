@@ -1,0 +1,107 @@
+"""``train.distributed``: each fold trained by Ray Train's ``TensorflowTrainer`` (the driver side).
+
+The cluster is named as for sweeps, through the same code (``sweep.cluster.ray_session``, with
+its token handling and one-line connection errors): ``$RAY_ADDRESS`` (``auto`` or ``host:port``),
+else a new local Ray private to this process (``search.address``, the sweep's recipe key, does not
+apply: a recipe cannot be both a sweep and a distributed training yet). Before a fold starts, the cluster must be able to hold ``workers`` x
+(``cpus_per_worker``, ``gpus_per_worker``) at all, else a one-line error (exit 2). The workers
+(``worker.train_loop``) write the fold's files into the run folder, which must therefore be on
+storage every node shares, as must the clip store cache; Ray Train's own state goes to
+``<run>/ray_train/``. Ray is imported only inside functions."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..atomic import read_json
+from ..errors import StageError, UsageError
+from .fold import resume_point
+
+ENV_PREFIXES = ("GAITRUN_", "TF_CPP_MIN_LOG_LEVEL")  # passed on to the workers
+
+
+@contextlib.contextmanager
+def cluster(recipe: Any) -> Iterator[str | None]:
+    """The Ray session for a distributed training (nothing for a one-process one)."""
+    if recipe.train.distributed is None:
+        yield None
+        return
+    from ..sweep.cluster import ray_session
+
+    with ray_session(None) as target:  # $RAY_ADDRESS, else a local Ray
+        yield target
+
+
+def _per_node() -> list[dict[str, float]]:
+    import ray
+
+    return [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+
+
+def check_fits(dist: Any, target: str) -> None:
+    """The cluster must be able to hold every worker at once (the group starts together)."""
+    nodes = _per_node()
+    need = {"CPU": dist.cpus_per_worker, "GPU": dist.gpus_per_worker}
+    fits = sum(min(int(n.get(k, 0) // v) if v else dist.workers for k, v in need.items()) for n in nodes)
+    if fits >= dist.workers:
+        return
+    have = ", ".join(f"{n.get('CPU', 0):g} CPU / {n.get('GPU', 0):g} GPU" for n in nodes) or "no nodes"
+    raise UsageError(f"train.distributed: {dist.workers} workers x ({dist.cpus_per_worker:g} CPU, "
+                     f"{dist.gpus_per_worker:g} GPU) can never fit the Ray cluster '{target}' (nodes: {have}); "
+                     f"lower train.distributed.workers, cpus_per_worker or gpus_per_worker, or add nodes")
+
+
+def _trainer(dist: Any, config: dict[str, Any], run: Path, fold: str) -> Any:
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.tensorflow import TensorflowTrainer
+
+    from .worker import train_loop
+
+    env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)}
+    resources = {"CPU": dist.cpus_per_worker, **({"GPU": dist.gpus_per_worker} if dist.gpus_per_worker else {})}
+    return TensorflowTrainer(
+        train_loop, train_loop_config=config,
+        scaling_config=ScalingConfig(num_workers=dist.workers, use_gpu=dist.gpus_per_worker > 0,
+                                     resources_per_worker=resources),
+        run_config=RunConfig(name=f"fold-{fold}", storage_path=str(run / "ray_train"),
+                             failure_config=FailureConfig(max_failures=dist.max_failures),
+                             checkpoint_config=CheckpointConfig(num_to_keep=1),
+                             worker_runtime_env={"env_vars": env}))
+
+
+def train_fold(ctx: Any, fold: Any, folder: Path, target: str) -> None:
+    """Train ``fold`` on the cluster; the chief leaves ``folder/model.keras`` and the rest."""
+    dist = ctx.recipe.train.distributed
+    check_fits(dist, target)
+    run = ctx.folder.path.resolve()
+    workers_dir = run / "ray_train" / f"fold-{fold.name}" / "workers"
+    before = len(resume_point(folder)[2])
+    config = {"run": str(run), "fold": fold.name, "cwd": os.getcwd(), "cpus": dist.cpus_per_worker,
+              "workers_dir": str(workers_dir)}
+    try:
+        _trainer(dist, config, run, fold.name).fit()
+    except Exception as exc:  # Ray's TrainingFailedError carries the worker's error
+        raise StageError("train", f"distributed training of fold {fold.name} failed: {_cause(exc)}; after a "
+                         f"fix: 'gaitrun resume {ctx.folder.path}'") from exc
+    for row in _history(folder)[before:]:  # the epochs the workers ran, for the terminal
+        ctx.callbacks.on_epoch_end(fold.name, row["epoch"] - 1, {k: v for k, v in row.items() if k != "epoch"})
+    ranks = sorted(workers_dir.glob("rank-*.json"), key=lambda p: int(p.stem.split("-")[1]))
+    ctx.folder.manifest["workers"] = [{k: read_json(p)[k] for k in ("rank", "node_id", "host")} for p in ranks]
+    ctx.folder.save()
+
+
+def _history(folder: Path) -> list[dict]:
+    meta = folder / "checkpoint.json"
+    return read_json(meta)["history"] if meta.is_file() else []
+
+
+def _cause(exc: BaseException) -> str:
+    """The innermost error's last line (Ray wraps the worker's exception)."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[-1] if lines else ''}"

@@ -1,0 +1,106 @@
+"""``train.distributed``: recipe errors at their line, validation without TensorFlow or Ray,
+a cluster too small refused in one line, and a 2-worker run through the CLI that leaves an
+ordinary run folder (plus ``workers`` in the manifest)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import BASE_RECIPE
+
+from gaitrun.errors import RecipeError
+from gaitrun.recipe import load_recipe
+
+DIST = BASE_RECIPE.replace("  epochs: 2\n", "  epochs: 2\n  distributed: {workers: 2}\n")
+# one small fold: the run costs two Ray worker starts, not one per fold
+SMALL = DIST.replace("cv: {scheme: stratified_kfold, folds: 3}", "cv: {scheme: holdout, group_by: null}") \
+            .replace("  clip: {frames: 1, size: [8, 8]}\n", "  clip: {frames: 1, size: [8, 8]}\n  max_samples: 400\n") \
+            .replace("  epochs: 2\n", "  epochs: 3\n  validate_every: 2\n")
+
+
+def _problems(tmp_path, text: str) -> list[str]:
+    path = tmp_path / "recipe.yaml"
+    path.write_text(text)
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path)
+    return [str(p).replace(str(tmp_path) + "/", "") for p in info.value.problems]
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("  epochs: 2\n", "  epochs: 2\n  strategy: mirrored\n",
+     "recipe.yaml:17:13: train.strategy: strategy 'mirrored' (one process, local GPUs) cannot be combined with "
+     "train.distributed.workers > 1; use strategy: auto (each worker uses train.distributed.gpus_per_worker GPUs)"),
+    ("batch_size: 32", "batch_size: 33",
+     "recipe.yaml:15:15: train.batch_size: 33 is the global batch and must be divisible by train.distributed.workers (2)"),
+    ("  epochs: 2\n", "  epochs: 2\n  mixed_precision: true\n",
+     "recipe.yaml:17:20: train.mixed_precision: mixed precision is not supported with train.distributed; set "
+     "mixed_precision: false or distributed: null"),
+    ("  modality: rgb\n", "  modality: rgb\n  cache: memory\n",
+     "recipe.yaml:7:10: data.cache: 'memory': distributed workers read the clip store from the disk cache (on "
+     "storage every node shares); set data.cache: disk"),
+    ("evaluate:\n", "search: {space: {train.epochs: {choice: [1, 2]}}}\nevaluate:\n",
+     "recipe.yaml:17:16: train.distributed: a sweep's trials cannot be distributed yet; remove train.distributed "
+     "or the search section"),
+    ("{workers: 2}", "{worker: 2}",
+     "recipe.yaml:17:17: train.distributed.worker: unknown key 'worker'; did you mean 'workers'?"),
+    ("{workers: 2}", "{workers: 0}",
+     "recipe.yaml:17:26: train.distributed.workers: Input should be greater than or equal to 1 (got 0)"),
+])
+def test_recipe_errors_at_their_line(tmp_path, old, new, expected):
+    assert old in DIST
+    assert _problems(tmp_path, DIST.replace(old, new, 1)) == [expected]
+
+
+def test_validation_imports_neither_tensorflow_nor_ray(tmp_path):
+    path = tmp_path / "recipe.yaml"
+    path.write_text(DIST)
+    code = ("import sys\nfrom gaitrun.recipe import load_recipe\n"
+            f"r = load_recipe({str(path)!r}).recipe\nassert r.train.distributed.workers == 2\n"
+            "print(sorted(m for m in ('tensorflow', 'keras', 'ray') if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
+
+
+def _run(tmp_path, monkeypatch, run_cli, text: str):
+    monkeypatch.setenv("GAITRUN_ARTIFACTS", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("GAITRUN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    path = tmp_path / "recipe.yaml"
+    path.write_text(text)
+    code, out, err = run_cli(path)
+    runs = list((tmp_path / "artifacts").glob("*/*/manifest.json"))
+    return code, err, runs[0].parent if runs else None
+
+
+@pytest.mark.slow
+def test_a_cluster_too_small_is_refused_in_one_line(tmp_path, monkeypatch, run_cli):
+    code, err, run = _run(tmp_path, monkeypatch, run_cli, SMALL.replace("{workers: 2}", "{workers: 2, cpus_per_worker: 8}"))
+    assert code == 2
+    line = err.strip().splitlines()[-1]
+    assert "train.distributed: 2 workers x (8 CPU, 0 GPU) can never fit the Ray cluster 'local'" in line
+    assert line.endswith("lower train.distributed.workers, cpus_per_worker or gpus_per_worker, or add nodes")
+    assert json.loads((run / "manifest.json").read_text())["stages"][1]["status"] == "failed"
+
+
+@pytest.mark.slow
+def test_two_workers_through_the_cli_leave_a_normal_run_folder(tmp_path, monkeypatch, run_cli):
+    code, err, run = _run(tmp_path, monkeypatch, run_cli, SMALL)
+    assert code == 0, err
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert all(s["status"] == "done" for s in manifest["stages"])
+    assert [w["rank"] for w in manifest["workers"]] == [0, 1]
+    assert all(w["node_id"] and w["host"] for w in manifest["workers"])
+    fold = run / "folds" / "0"
+    assert (fold / "model.keras").is_file() and (fold / "metrics.json").is_file()
+    assert list((fold / "tensorboard").rglob("events.out.tfevents.*"))
+    assert not list(fold.glob("checkpoint-*.keras"))  # dropped once the final model is saved
+    rows = list(csv.DictReader((fold / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3] and all(float(r["loss"]) > 0 for r in rows)
+    assert [int(r["epoch"]) for r in rows if r["val_accuracy"]] == [2, 3]  # validate_every: 2, and the last
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0 <= metrics["summary"]["mean"]["accuracy"] <= 1
