@@ -6,10 +6,9 @@ window of ``frames`` steps (temporal crop) -> the architecture's layout -> augme
 batch -> prefetch. Evaluation: every deterministic window (``clip.stride`` apart) of every
 sample, in order, with ``owner`` saying which sample each row came from.
 
-Everything after the store runs in the TensorFlow graph (parallel map); a store in RAM is
-sliced there, a store on disk is read by positional reads of just the windows' frames, a
-batch of ``READ_BATCH`` windows per Python call (which releases the GIL while it reads), the
-calls in parallel. Randomness comes from ``tf.data.Dataset.random(seed)`` and stateless ops, so a seed
+Everything after the store runs in the TensorFlow graph, a batch per call of a parallel map:
+a store in RAM is gathered there, a store on disk is read by positional reads of just the
+windows' frames, one Python call per batch (which releases the GIL while it reads). Randomness comes from ``tf.data.Dataset.random(seed)`` and stateless ops, so a seed
 gives the same stream on every run.
 """
 
@@ -67,20 +66,15 @@ def _pad(clip: Any, window: int, pad: str) -> Any:
     return tf.gather(clip, tf.minimum(steps, n - 1))
 
 
-READ_BATCH = 32  # windows per read call from a store on disk (bench/data_scale.py; see _disk_reader)
-
-
 class _Windows:
     """Cuts windows of ``window`` frames from a store: the frames from ``start`` (fewer if the
     clip ends first), padded (``data.clip.pad``), cast to float32, in the layout. For the
     ``image`` layout a short clip is averaged as it is (a mean needs no padding).
 
-    ``cut`` turns a dataset of ``(pos, start, *rest)`` into one of ``then(window, pos, *rest)``.
-    A store in RAM is sliced per window in the graph. A store on disk is read ``READ_BATCH``
-    windows per call (first frames and counts computed for the whole batch at once, one
-    positional read per window, the GIL released while it reads), the calls running in
-    parallel; then every window gets exactly the ops of the RAM path, so both give the same
-    values bit for bit."""
+    Whole batches at a time: the first frames and counts of a batch's windows are computed at
+    once, its frames read in one call into a (batch, ``window``, frame...) block (sliced from
+    the store in RAM, or read from the store on disk by one Python call per batch), then every
+    window gets the same ops, whichever the store, so both give the same values bit for bit."""
 
     def __init__(self, store: ClipStore, kind: str, window: int, pad: str):
         import tensorflow as tf
@@ -89,20 +83,7 @@ class _Windows:
         self.lengths = tf.constant(store.lengths)
         self.kind, self.window, self.pad = kind, window, pad
         self.frame_shape = tuple(store.frames.shape[1:])
-        self.in_ram = store.folder is None
-        if self.in_ram:
-            frames_t = tf.constant(np.asarray(store.frames))
-            self.slice = lambda first, count: frames_t[first: first + count]
-        else:
-            self.read_batch = _disk_reader(store, window)
-
-    def span(self, pos: Any, start: Any) -> tuple[Any, Any]:
-        """(first frame in the store, frame count) of windows at ``start`` of samples ``pos``
-        (scalars or vectors alike)."""
-        import tensorflow as tf
-
-        count = tf.minimum(tf.gather(self.lengths, pos) - start, self.window)
-        return tf.gather(self.offsets, pos) + start, count
+        self.read_block = _ram_reader(store, window) if store.folder is None else _disk_reader(store, window)
 
     def finish(self, clip: Any) -> Any:
         import tensorflow as tf
@@ -120,38 +101,54 @@ class _Windows:
         start = tf.cast(tf.floor(u * tf.cast(room, tf.float32)), tf.int64)
         return tf.minimum(start, room - 1)
 
-    def cut(self, ds: Any, then: Callable[..., Any], where: Callable[..., Any] | None = None) -> Any:
-        """Each element ``(pos, start, *rest)`` of ``ds`` (or ``where(*element)``, if given)
-        becomes ``then(window, pos, *rest)``, in order."""
+    def batches(self, ds: Any, batch_size: int, *, start_of: Callable[[Any, Any], Any] | None = None,
+                augment: Callable[[Any, Any, Any], Any] | None = None,
+                target: Callable[[Any], Any] | None = None) -> Any:
+        """Batches of windows from the elements ``(pos, b)`` of ``ds``, in order: the window
+        of sample ``pos`` at ``start_of(pos, b)``, or at ``b`` without ``start_of``; then
+        ``augment(window, pos, b)`` per window; ``(windows, target(pos batch))`` with ``target``."""
         import tensorflow as tf
 
-        parallel = {"num_parallel_calls": tf.data.AUTOTUNE, "deterministic": True}
-        if self.in_ram:
-            def one(*element: Any) -> Any:
-                pos, start, *rest = where(*element) if where else element
-                first, count = self.span(pos, start)
-                return then(self.finish(self.slice(first, count)), pos, *rest)
+        def make(pos: Any, b: Any) -> Any:
+            starts = b if start_of is None else tf.map_fn(lambda e: start_of(*e), (pos, b),
+                                                          fn_output_signature=tf.int64)
+            count = tf.minimum(tf.gather(self.lengths, pos) - starts, self.window)
+            block = self.read_block(tf.gather(self.offsets, pos) + starts, count)
 
-            return ds.map(one, **parallel)
+            def one(e: Any) -> Any:
+                frames, n, p, bi = e
+                x = self.finish(frames[:n])
+                return augment(x, p, bi) if augment else x
 
-        def read(pos: Any, start: Any, *rest: Any) -> Any:
-            first, count = self.span(pos, start)
-            return (self.read_batch(first, count), count, pos, *rest)
+            x = tf.map_fn(one, (block, count, pos, b), fn_output_signature=tf.float32)
+            return x if target is None else (x, target(pos))
 
-        def each(block: Any, count: Any, pos: Any, *rest: Any) -> Any:
-            return then(self.finish(block[:count]), pos, *rest)
+        ds = ds.batch(batch_size).map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return ds.prefetch(tf.data.AUTOTUNE)
 
-        ds = (ds.map(where, **parallel) if where else ds).batch(READ_BATCH)
-        return ds.map(read, **parallel).unbatch().map(each, **parallel)
+
+def _ram_reader(store: ClipStore, window: int) -> Callable[[Any, Any], Any]:
+    """A batch of windows from a store in RAM: ``counts[i]`` frames from frame ``firsts[i]``
+    in row ``i`` of a (batch, ``window``, frame...) block (rows past their count: the last
+    frame again), gathered in the graph."""
+    import tensorflow as tf
+
+    frames_t = tf.constant(np.asarray(store.frames))
+    steps = tf.range(window, dtype=tf.int64)
+
+    def read(firsts: Any, counts: Any) -> Any:
+        return tf.gather(frames_t, firsts[:, None] + tf.minimum(steps[None, :], counts[:, None] - 1))
+
+    return read
 
 
 def _disk_reader(store: ClipStore, window: int) -> Callable[[Any, Any], Any]:
     """A batch of windows from a store on disk: ``counts[i]`` frames from frame ``firsts[i]``
-    into row ``i`` of a (batch, ``window``, frame...) array (rows past their count unset).
+    into row ``i`` of a (batch, ``window``, frame...) block (rows past their count unset).
 
     One Python call per batch, not per window: the call's fixed cost (the GIL, NumPy
-    conversions) made the per-window reader 0.17-0.39x of slicing in RAM. ``pread`` into the
-    array rather than slicing the memory map: pages read this way stay in the OS page cache
+    conversions) made a per-window reader 0.17-0.39x of slicing in RAM. ``pread`` into the
+    block rather than slicing the memory map: pages read this way stay in the OS page cache
     (shared, reclaimable) instead of counting in this process's resident memory, so memory
     does not grow as an epoch touches the whole store.
     """
@@ -215,7 +212,8 @@ def train_dataset(store: ClipStore, positions: np.ndarray, labels: np.ndarray, *
                   batch_size: int, seed: int, augmenters: Sequence[Augmenter] = (), pad: str = "error",
                   groups: np.ndarray | None = None, label_of: Callable[[Any], Any] | None = None) -> Any:
     """Endless (x, y) batches for ``model.fit`` (use ``steps_per_epoch``). ``labels`` is indexed
-    by store position; ``groups`` (per entry of ``positions``) turns on balanced sampling."""
+    by store position; ``groups`` (per entry of ``positions``) turns on balanced sampling;
+    ``label_of`` makes the fit target of a batch of labels."""
     import tensorflow as tf
 
     graph = _Windows(store, kind, frames, pad)
@@ -223,17 +221,15 @@ def train_dataset(store: ClipStore, positions: np.ndarray, labels: np.ndarray, *
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
     ds = tf.data.Dataset.zip((_positions(positions, groups, seed), seeds))
 
-    def where(pos: Any, s: Any) -> Any:
-        s = tf.cast(s, tf.int64)
-        return pos, graph.random_start(pos, tf.random.experimental.stateless_fold_in(s, 0)), s
+    def start_of(pos: Any, s: Any) -> Any:
+        return graph.random_start(pos, tf.random.experimental.stateless_fold_in(tf.cast(s, tf.int64), 0))
 
-    def then(x: Any, pos: Any, s: Any) -> Any:
-        x = _augment(x, s, augmenters, kind)
-        y = label_t[pos]
-        return x, (label_of(y) if label_of else y)
+    def target(pos: Any) -> Any:
+        y = tf.gather(label_t, pos)
+        return label_of(y) if label_of else y
 
-    ds = graph.cut(ds, then, where)
-    return ds.batch(batch_size, drop_remainder=False).prefetch(tf.data.AUTOTUNE)
+    return graph.batches(ds, batch_size, start_of=start_of, target=target,
+                         augment=lambda x, pos, s: _augment(x, tf.cast(s, tf.int64), augmenters, kind))
 
 
 def eval_rows(store: ClipStore, positions: np.ndarray, *, frames: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
@@ -256,13 +252,11 @@ def eval_dataset(store: ClipStore, positions: np.ndarray, labels: np.ndarray | N
     graph = _Windows(store, kind, frames, pad)
     ds = tf.data.Dataset.from_tensor_slices((owners, starts))
     if labels is None:
-        ds = graph.cut(ds, lambda x, p: x)
-    else:
-        label_t = tf.constant(labels)
+        return graph.batches(ds, batch_size), owners
+    label_t = tf.constant(labels)
 
-        def then(x: Any, p: Any) -> Any:
-            y = label_t[p]
-            return x, (label_of(y) if label_of else y)
+    def target(pos: Any) -> Any:
+        y = tf.gather(label_t, pos)
+        return label_of(y) if label_of else y
 
-        ds = graph.cut(ds, then)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE), owners
+    return graph.batches(ds, batch_size, target=target), owners
