@@ -78,13 +78,14 @@ def _context(args: argparse.Namespace, cache_dir: Path) -> Any:
     return RunContext(loaded=loaded, folder=folder, regs=registries(), callbacks=CallbackList())
 
 
-def _rate(batches: Any, n: int, batch: int) -> float:
-    """Windows per second over ``n`` batches of an iterator (after one warm-up batch)."""
+def _rate(batches: Any, n: int, batch: int) -> tuple[float, float]:
+    """Windows per second over ``n`` batches of an iterator (after one warm-up batch), and per
+    CPU second of this process (all its threads)."""
     next(batches)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(n):
         next(batches)
-    return n * batch / (time.perf_counter() - start)
+    return n * batch / (time.perf_counter() - start), n * batch / (time.process_time() - cpu)
 
 
 def _trainer(ctx: Any, prep: Any) -> tuple[Any, Any]:
@@ -146,11 +147,14 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _throughput(model: Any, ds: Any, args: argparse.Namespace, batch: int) -> dict[str, float]:
-    """Training windows/s over ``--steps`` batches, and the input pipeline's alone."""
-    start = time.perf_counter()
+    """Training windows/s over ``--steps`` batches, and the input pipeline's alone; each also per
+    CPU second of this process (``_cpu``: less sensitive to other jobs on a shared machine)."""
+    start, cpu = time.perf_counter(), time.process_time()
     model.fit(ds, steps_per_epoch=args.steps, epochs=1, verbose=0)
-    train_rate = args.steps * batch / (time.perf_counter() - start)
-    return {"train_samples_s": train_rate, "pipeline_samples_s": _rate(iter(ds), args.pipeline_batches, batch)}
+    train = args.steps * batch / (time.perf_counter() - start), args.steps * batch / (time.process_time() - cpu)
+    pipeline = _rate(iter(ds), args.pipeline_batches, batch)
+    return {"train_samples_s": train[0], "train_samples_cpu_s": train[1],
+            "pipeline_samples_s": pipeline[0], "pipeline_samples_cpu_s": pipeline[1]}
 
 
 def _tree_memory(proc: Any) -> tuple[int, int]:
@@ -206,18 +210,20 @@ def machine() -> str:
 
 
 def print_ratios(rows: list[dict[str, Any]]) -> None:
-    """Disk / memory throughput per alternating round, from the ``compare`` children."""
+    """Disk / memory throughput per alternating round, from the ``compare`` children: windows
+    per wall second and per CPU second of the process."""
     import statistics
 
     for r in (r for r in rows if "compare" in r):
         print(f"{Path(r['root']).name}: {r['model']} on {r['modality']}, batch {r['batch']}, "
               f"{len(r['compare'])} rounds alternating disk and memory")
-        for key, what in (("pipeline_samples_s", "input pipeline"), ("train_samples_s", "training")):
-            disk, ram = ([c[side][key] for c in r["compare"]] for side in ("disk", "memory"))
-            ratios = [d / m for d, m in zip(disk, ram, strict=True)]
-            print(f"  {what} windows/s: disk {', '.join(f'{x:,.0f}' for x in disk)}; memory "
-                  f"{', '.join(f'{x:,.0f}' for x in ram)}; disk/memory {', '.join(f'{x:.2f}' for x in ratios)} "
-                  f"(median {statistics.median(ratios):.2f})")
+        for key, what in (("pipeline_samples", "input pipeline"), ("train_samples", "training")):
+            for unit, suffix in (("s", "_s"), ("CPU s", "_cpu_s")):
+                disk, ram = ([c[side][key + suffix] for c in r["compare"]] for side in ("disk", "memory"))
+                ratios = [d / m for d, m in zip(disk, ram, strict=True)]
+                print(f"  {what} windows/{unit}: disk {', '.join(f'{x:,.0f}' for x in disk)}; memory "
+                      f"{', '.join(f'{x:,.0f}' for x in ram)}; disk/memory {', '.join(f'{x:.2f}' for x in ratios)}"
+                      f" (median {statistics.median(ratios):.2f})")
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:

@@ -1,15 +1,17 @@
 """The tf.data input pipeline over a ClipStore.
 
 Training: sample positions, shuffled (seeded, reshuffled every epoch) or drawn balanced
-across classes / conditions, endless (``steps_per_epoch`` bounds an epoch) -> a random
-window of ``frames`` steps (temporal crop) -> the architecture's layout -> augmentations ->
-batch -> prefetch. Evaluation: every deterministic window (``clip.stride`` apart) of every
-sample, in order, with ``owner`` saying which sample each row came from.
+across classes / conditions, endless (``steps_per_epoch`` bounds an epoch) -> batch -> a
+random window of ``frames`` steps (temporal crop) per position -> the architecture's layout
+-> augmentations -> prefetch. Evaluation: every deterministic window (``clip.stride`` apart)
+of every sample, in order, with ``owner`` saying which sample each row came from.
 
-Everything after the store runs in the TensorFlow graph, a batch per call of a parallel map:
-a store in RAM is gathered there, a store on disk is read by positional reads of just the
-windows' frames, one Python call per batch (which releases the GIL while it reads). Randomness comes from ``tf.data.Dataset.random(seed)`` and stateless ops, so a seed
-gives the same stream on every run.
+Everything after the store runs in the TensorFlow graph, one batch per call of a parallel
+map: a store in RAM is gathered there, a store on disk is read by positional reads of just
+the windows' frames, one Python call per batch (which releases the GIL while it reads); both
+then give every window the same ops, so they give the same values bit for bit. Randomness
+comes from ``tf.data.Dataset.random(seed)`` and stateless ops, so a seed gives the same
+stream on every run.
 """
 
 from __future__ import annotations
@@ -136,6 +138,7 @@ def _ram_reader(store: ClipStore, window: int) -> Callable[[Any, Any], Any]:
     frames_t = tf.constant(np.asarray(store.frames))
     steps = tf.range(window, dtype=tf.int64)
 
+    @tf.autograph.experimental.do_not_convert  # plain ops; AutoGraph trips over the closure
     def read(firsts: Any, counts: Any) -> Any:
         return tf.gather(frames_t, firsts[:, None] + tf.minimum(steps[None, :], counts[:, None] - 1))
 
@@ -167,6 +170,7 @@ def _disk_reader(store: ClipStore, window: int) -> Callable[[Any, Any], Any]:
                 raise OSError(f"{store.folder}: frames.bin is shorter than its index; delete the store")
         return out
 
+    @tf.autograph.experimental.do_not_convert
     def graph_read(firsts: Any, counts: Any) -> Any:
         out = tf.numpy_function(read, [firsts, counts], tf.as_dtype(dtype), stateful=False)
         return tf.ensure_shape(out, [None, window, *frame_shape])
