@@ -11,7 +11,14 @@ workers included) every 0.5 s: peak RSS summed over the tree, and peak PSS (prop
 size: pages shared between the forked workers and their parent counted once; RSS counts them
 in every process). Figures come with the CPU, its VNNI flags and the load average.
 
+``--compare`` adds a child that reads the same store from disk and, read into RAM, from
+memory, alternating ``--rounds`` times in one process: training windows/s and input-pipeline
+windows/s (no model) of each, and their ratio. ``--recipe FILE`` does the same on a recipe's
+own data, model, augmentations and batch size, e.g. the main job's cnn3d on optical flow.
+
     python bench/data_scale.py --root /data/s20f30 [--root /data/s124f30 ...] [--memory-too]
+    python bench/data_scale.py --root /data/s20f30 --compare-only --recipe recipes/3dcnn_prune40.yaml \
+        --data-cache /data/cache                                              # disk vs RAM
     python bench/data_scale.py --generate /data/s20f30 --subjects 20 --frames 30   # make one set
     python bench/data_scale.py --profile /data/s20f30 --samples 200               # where time goes
 
@@ -50,75 +57,104 @@ train: {{loss: {{name: triplet_batch_all}}, batch_size: {batch}, epochs: 1, tens
 
 
 def _context(args: argparse.Namespace, cache_dir: Path) -> Any:
+    """The run context of the child's recipe: the CASIA-B gaitset recipe on ``--child`` ROOT,
+    or the recipe file ``--child`` names (``--recipe``), its data cached in ``cache_dir``."""
     from gaitrun.callbacks import CallbackList
     from gaitrun.recipe import load_recipe
     from gaitrun.registry import registries
     from gaitrun.runfolder import RunFolder
     from gaitrun.stages import RunContext
 
-    text = RECIPE.format(root=args.child, frames=args.frames, cache=args.cache, cache_dir=cache_dir,
-                         width=args.width, batch=args.batch)
-    recipe = cache_dir / "recipe.yaml"
-    recipe.write_text(text)
-    loaded = load_recipe(recipe, [])
-    folder = RunFolder.create(loaded, ["data"], artifacts=cache_dir / "artifacts")
+    if args.child.endswith((".yaml", ".yml")):
+        recipe, sets = Path(args.child), [f"data.cache={args.cache}", f"data.cache_dir={cache_dir}",
+                                          "train.tensorboard=false"]
+    else:
+        text = RECIPE.format(root=args.child, frames=args.frames, cache=args.cache, cache_dir=cache_dir,
+                             width=args.width, batch=args.batch)
+        recipe, sets = cache_dir / "recipe.yaml", []
+        recipe.write_text(text)
+    loaded = load_recipe(recipe, sets)
+    folder = RunFolder.create(loaded, ["data"], artifacts=Path(args.cache_dir) / "artifacts")
     return RunContext(loaded=loaded, folder=folder, regs=registries(), callbacks=CallbackList())
 
 
-def _rate(batches: Any, n: int, batch: int) -> float:
-    """Samples per second over ``n`` batches of an iterator (after one warm-up batch)."""
+def _rate(batches: Any, n: int, batch: int) -> tuple[float, float]:
+    """Windows per second over ``n`` batches of an iterator (after one warm-up batch), and per
+    CPU second of this process (all its threads)."""
     next(batches)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(n):
         next(batches)
-    return n * batch / (time.perf_counter() - start)
+    return n * batch / (time.perf_counter() - start), n * batch / (time.process_time() - cpu)
 
 
-def child(args: argparse.Namespace) -> dict[str, Any]:
-    """One measurement: data stage, then training and pipeline throughput."""
+def _trainer(ctx: Any, prep: Any) -> tuple[Any, Any]:
+    """The recipe's model compiled for its loss and optimizer, and ``store -> training dataset``
+    (the recipe's augmentations, windows and batch size; every sample a training sample)."""
     import keras
     import numpy as np
 
     from gaitrun.data.pipeline import train_dataset
-    from gaitrun.stages import data as data_stage
+    from gaitrun.outputs import declared_outputs
+    from gaitrun.stages.train import augmenters
     from gaitrun.train import setup
 
-    cache_dir = Path(args.cache_dir)
-    ctx = _context(args, cache_dir)
+    recipe, train = ctx.recipe, ctx.recipe.train
+    keras.utils.set_random_seed(0)
+    model = ctx.regs["architectures"].get(recipe.model.arch).impl("build")(
+        input_shape=prep.input_shape, num_classes=len(prep.class_names), params=recipe.model.params)
+    train_model, loss, label_of = setup.training_model(model, train.loss, declared_outputs(ctx))
+    train_model.compile(optimizer=setup.make_optimizer(train.optimizer.name, train.optimizer.lr, train.optimizer),
+                        loss=loss, loss_weights=setup.loss_weights(train.loss))
+
+    def dataset(store: Any) -> Any:
+        return train_dataset(store, np.arange(len(prep.samples)), prep.labels, kind=prep.kind,
+                             frames=recipe.data.clip.frames, batch_size=train.batch_size, seed=recipe.seed,
+                             augmenters=augmenters(ctx), pad=recipe.data.clip.pad, label_of=label_of)
+
+    return train_model, dataset
+
+
+def child(args: argparse.Namespace) -> dict[str, Any]:
+    """One measurement: data stage, then training and pipeline throughput; with ``--compare``,
+    rounds alternating the store on disk and the same store read into RAM."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from gaitrun.stages import data as data_stage
+
+    ctx = _context(args, Path(args.data_cache or args.cache_dir))
     start = time.perf_counter()
     data_stage.run(ctx)
     data_s = time.perf_counter() - start
     prep = data_stage.prepared(ctx)
-    keras.utils.set_random_seed(0)
-    model = ctx.regs["architectures"].get("gaitset").impl("build")(
-        input_shape=prep.input_shape, num_classes=len(prep.class_names), params=ctx.recipe.model.params)
-    train_model, loss, label_of = setup.training_model(model, ctx.recipe.train.loss)
-    train_model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss)
-    ds = train_dataset(prep.store, np.arange(len(prep.samples)), prep.labels, kind=prep.kind, frames=args.frames,
-                       batch_size=args.batch, seed=0, label_of=label_of, pad=ctx.recipe.data.clip.pad)
+    train_model, dataset = _trainer(ctx, prep)
+    batch, store = ctx.recipe.train.batch_size, prep.store
+    ds = dataset(store)
     train_model.fit(ds, steps_per_epoch=3, epochs=1, verbose=0)  # tracing
-    store = prep.store
-    result = {"samples": len(prep.samples), "frames": int(store.lengths.sum()), "data_s": data_s,
+    result = {"model": ctx.recipe.model.arch, "modality": ctx.recipe.data.modality, "batch": batch,
+              "samples": len(prep.samples), "frames": int(store.lengths.sum()), "data_s": data_s,
               "store_bytes": int(store.lengths.sum()) * int(np.prod(store.frames.shape[1:])) * store.frames.itemsize,
-              "skipped": len(store.skipped), **_throughput(train_model, ds, args)}
-    if args.compare:  # the same store read into RAM, measured alternately in this process
-        from dataclasses import replace
-
-        ram = replace(store, frames=np.asarray(store.frames), folder=None)
-        ram_ds = train_dataset(ram, np.arange(len(prep.samples)), prep.labels, kind=prep.kind, frames=args.frames,
-                               batch_size=args.batch, seed=0, label_of=label_of, pad=ctx.recipe.data.clip.pad)
-        train_model.fit(ram_ds, steps_per_epoch=3, epochs=1, verbose=0)
-        rounds = [(_throughput(train_model, ds, args), _throughput(train_model, ram_ds, args)) for _ in range(3)]
-        result["compare"] = [{"disk": d, "memory": m} for d, m in rounds]
-    return result
+              "skipped": len(store.skipped)}
+    if not args.compare:
+        return {**result, **_throughput(train_model, ds, args, batch)}
+    ram_ds = dataset(replace(store, frames=np.asarray(store.frames), folder=None))
+    train_model.fit(ram_ds, steps_per_epoch=3, epochs=1, verbose=0)
+    rounds = [(_throughput(train_model, ds, args, batch), _throughput(train_model, ram_ds, args, batch))
+              for _ in range(args.rounds)]
+    return {**result, **rounds[0][0], "compare": [{"disk": d, "memory": m} for d, m in rounds]}
 
 
-def _throughput(model: Any, ds: Any, args: argparse.Namespace) -> dict[str, float]:
-    """Training samples/s over ``--steps`` batches, and the input pipeline's alone."""
-    start = time.perf_counter()
+def _throughput(model: Any, ds: Any, args: argparse.Namespace, batch: int) -> dict[str, float]:
+    """Training windows/s over ``--steps`` batches, and the input pipeline's alone; each also per
+    CPU second of this process (``_cpu``: less sensitive to other jobs on a shared machine)."""
+    start, cpu = time.perf_counter(), time.process_time()
     model.fit(ds, steps_per_epoch=args.steps, epochs=1, verbose=0)
-    train_rate = args.steps * args.batch / (time.perf_counter() - start)
-    return {"train_samples_s": train_rate, "pipeline_samples_s": _rate(iter(ds), args.pipeline_batches, args.batch)}
+    train = args.steps * batch / (time.perf_counter() - start), args.steps * batch / (time.process_time() - cpu)
+    pipeline = _rate(iter(ds), args.pipeline_batches, batch)
+    return {"train_samples_s": train[0], "train_samples_cpu_s": train[1],
+            "pipeline_samples_s": pipeline[0], "pipeline_samples_cpu_s": pipeline[1]}
 
 
 def _tree_memory(proc: Any) -> tuple[int, int]:
@@ -136,7 +172,8 @@ def _tree_memory(proc: Any) -> tuple[int, int]:
 
 
 def measure(root: Path, cache: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Run one child on ``root`` with ``cache``; its result plus peak tree RSS/PSS."""
+    """Run one child on ``root`` (a data set or a recipe file) with ``cache``; its result plus
+    peak tree RSS/PSS."""
     import psutil
 
     cache_dir = Path(tempfile.mkdtemp(prefix="data_scale_", dir=args.work))
@@ -144,7 +181,8 @@ def measure(root: Path, cache: str, args: argparse.Namespace) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", str(root), "--cache", "disk" if compare else cache,
            "--cache-dir", str(cache_dir), *(["--compare"] if compare else []),
            "--frames", str(args.frames), "--batch", str(args.batch), "--steps", str(args.steps),
-           "--pipeline-batches", str(args.pipeline_batches), "--width", str(args.width)]
+           "--pipeline-batches", str(args.pipeline_batches), "--width", str(args.width), "--rounds", str(args.rounds),
+           *(["--data-cache", str(args.data_cache)] if args.data_cache else [])]
     out = cache_dir / "result.json"
     peak_rss = peak_pss = 0
     with open(out, "w") as fh:
@@ -172,15 +210,20 @@ def machine() -> str:
 
 
 def print_ratios(rows: list[dict[str, Any]]) -> None:
-    """Disk / memory throughput per alternating round, from the ``compare`` children."""
+    """Disk / memory throughput per alternating round, from the ``compare`` children: windows
+    per wall second and per CPU second of the process."""
     import statistics
 
-    for r in rows:
-        for key in ("train_samples_s", "pipeline_samples_s") if "compare" in r else ():
-            ratios = [c["disk"][key] / c["memory"][key] for c in r["compare"]]
-            print(f"{Path(r['root']).name} {key}: disk/memory per round {', '.join(f'{x:.2f}' for x in ratios)}"
-                  f" (median {statistics.median(ratios):.2f}); disk {[round(c['disk'][key]) for c in r['compare']]}"
-                  f", memory {[round(c['memory'][key]) for c in r['compare']]}")
+    for r in (r for r in rows if "compare" in r):
+        print(f"{Path(r['root']).name}: {r['model']} on {r['modality']}, batch {r['batch']}, "
+              f"{len(r['compare'])} rounds alternating disk and memory")
+        for key, what in (("pipeline_samples", "input pipeline"), ("train_samples", "training")):
+            for unit, suffix in (("s", "_s"), ("CPU s", "_cpu_s")):
+                disk, ram = ([c[side][key + suffix] for c in r["compare"]] for side in ("disk", "memory"))
+                ratios = [d / m for d, m in zip(disk, ram, strict=True)]
+                print(f"  {what} windows/{unit}: disk {', '.join(f'{x:,.0f}' for x in disk)}; memory "
+                      f"{', '.join(f'{x:,.0f}' for x in ram)}; disk/memory {', '.join(f'{x:.2f}' for x in ratios)}"
+                      f" (median {statistics.median(ratios):.2f})")
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
@@ -220,6 +263,13 @@ def main() -> None:
     parser.add_argument("--memory-too", action="store_true", help="also measure data.cache: memory")
     parser.add_argument("--compare", action="store_true", help="also a child that alternates reading from "
                                                                "disk and from a RAM copy (throughput ratio)")
+    parser.add_argument("--compare-only", action="store_true", help="only the --compare child for each --root")
+    parser.add_argument("--recipe", type=Path, action="append", default=[],
+                        help="a recipe whose data and model (e.g. recipes/3dcnn_prune40.yaml) get a --compare child")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating disk/memory rounds of --compare")
+    parser.add_argument("--data-cache", type=Path, default=None,
+                        help="keep the children's data cache here (generated data and stores are reused; the "
+                             "data stage is then timed only the first time)")
     parser.add_argument("--frames", type=int, default=30, help="clip.frames (window length)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=20, help="timed training batches")
@@ -248,10 +298,12 @@ def main() -> None:
         return
     print(machine())
     rows = []
-    for root in args.root:
-        for cache in ("disk", *(["memory"] if args.memory_too else []), *(["compare"] if args.compare else [])):
-            rows.append(measure(root, cache, args))
-            print(json.dumps(rows[-1]), flush=True)
+    scale = () if args.compare_only else ("disk", *(["memory"] if args.memory_too else []))
+    compare = ["compare"] if args.compare or args.compare_only else []
+    runs = [(root, cache) for root in args.root for cache in (*scale, *compare)]
+    for root, cache in [*runs, *((recipe.resolve(), "compare") for recipe in args.recipe)]:
+        rows.append(measure(root, cache, args))
+        print(json.dumps(rows[-1]), flush=True)
     print(machine())
     print_table(rows)
     print_ratios(rows)

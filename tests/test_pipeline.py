@@ -199,3 +199,52 @@ def test_windows_longer_than_the_samples_are_an_error_unless_padding_is_asked(tm
         == [(str(short), True)]
     code, out, err = run_cli("data", "inspect", _short_recipe(tmp_path, root, ", pad: edge}"), *art)
     assert code == 0 and json.loads(out)["samples"] == 9 and json.loads(out)["skipped"] == 0, err
+
+
+def _raw_store(folder: Path, lengths: list[int], frame_shape=(8, 6, 2)) -> tuple[ClipStore, ClipStore]:
+    """A store of random float16 frames written in the on-disk format, opened from disk and in RAM."""
+    from gaitrun.data import storefile
+    from gaitrun.data.store import _open
+
+    rng = np.random.default_rng(0)
+    writer = storefile.StoreWriter(folder, dtype="float16")
+    for i, n in enumerate(lengths):
+        writer.add(i, rng.normal(size=(n, *frame_shape)).astype(np.float16))
+    writer.commit(len(lengths))
+    manifest = writer.finish({"modality": "optical_flow"})
+    return _open(folder, manifest, in_memory=False), _open(folder, manifest, in_memory=True)
+
+
+@pytest.mark.parametrize(("kind", "pad"), [("clip3d", "loop"), ("clip3d", "zero"), ("stack2d", "edge"),
+                                           ("image", "error")])
+def test_disk_store_gives_the_ram_windows_bit_for_bit(tmp_path, kind, pad):
+    from gaitrun.data.pipeline import Augmenter
+    from gaitrun.plugins.augmentations import flip, shift
+
+    lengths = [9, 3, 12, 6, 20, 5] * 4 if pad != "error" else [9, 12, 6, 20] * 4
+    disk, ram = _raw_store(tmp_path / "store", lengths)
+    assert disk.folder is not None and ram.folder is None
+    pos, labels = np.arange(len(lengths)), np.arange(len(lengths)) % 3
+    augs = [Augmenter("shift", shift.apply, shift.Params(max_px=2)), Augmenter("flip", flip.apply, flip.Params())]
+    train = [[b for b, _ in zip(train_dataset(s, pos, labels, kind=kind, frames=6, batch_size=5, seed=4, pad=pad,
+                                              augmenters=augs, label_of=lambda y: (y, y)), range(6), strict=False)]
+             for s in (disk, ram)]
+    for (xd, (yd, _)), (xr, (yr, _)) in zip(*train, strict=True):
+        np.testing.assert_array_equal(xd.numpy(), xr.numpy())
+        np.testing.assert_array_equal(yd.numpy(), yr.numpy())
+    evals = [eval_dataset(s, pos, labels, kind=kind, frames=6, stride=4, batch_size=7, pad=pad) for s in (disk, ram)]
+    rows = [np.concatenate([x.numpy() for x, _ in ds]) for ds, _ in evals]
+    np.testing.assert_array_equal(*rows)
+    if kind == "clip3d":  # sample 1 has 3 frames: its window of 6 is padded as asked
+        clip = ram.clip(1).astype(np.float32)
+        expected = clip[[0, 1, 2, 0, 1, 2]] if pad == "loop" else np.concatenate([clip, np.zeros_like(clip)])
+        np.testing.assert_array_equal(rows[0][list(evals[0][1]).index(1)], expected)
+
+
+def test_a_store_file_cut_short_is_an_error_naming_it(tmp_path):
+    disk, _ = _raw_store(tmp_path / "store", [10, 10])
+    with open(tmp_path / "store" / "frames.bin", "r+b") as fh:
+        fh.truncate(10 * 8 * 6 * 2 * 2 + 100)
+    ds, _ = eval_dataset(disk, np.array([0, 1]), None, kind="clip3d", frames=10, stride=10, batch_size=2)
+    with pytest.raises(Exception, match="frames.bin is shorter than its index"):
+        next(iter(ds))
