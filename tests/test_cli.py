@@ -128,6 +128,27 @@ def test_shipped_recipes_validate_and_sweeps_are_not_benchmarked(run_cli):
 FAST = ["--set", "data.max_samples=300", "--set", "train.epochs=1", "--set", "cv.folds=2"]
 
 
+def test_recipe_bench_runs_seeds_and_keeps_every_run(recipe_file, tmp_path):
+    """bench/recipes.py on one recipe over two seeds: each run's figure, wall and CPU time and
+    load in --out (written after every run), the mean ± sd table on stdout."""
+    out = tmp_path / "bench.json"
+    overrides = [a for pair in zip(["--set"] * 3, FAST[1::2], strict=True) for a in pair]
+    res = subprocess.run([sys.executable, str(REPO / "bench" / "recipes.py"), "--recipe", str(recipe_file),
+                          "--seeds", "2", "--artifacts", str(tmp_path / "art"), "--out", str(out), *overrides],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    runs = json.loads(out.read_text())["runs"]
+    seed = int(yaml_seed(recipe_file))
+    assert [(r["recipe"], r["seed"], r["ok"]) for r in runs] == [("recipe", seed, True), ("recipe", seed + 1, True)]
+    for r in runs:
+        assert 0.0 < r["figures"]["accuracy"] <= 1.0
+        assert r["cpu_s"] > 1.0 and r["wall_s"] > 1.0  # TensorFlow's import alone costs seconds
+        assert len(r["load"]) == 2
+        assert (Path(r["run_folder"]) / "metrics.json").is_file()
+    row = next(line for line in res.stdout.splitlines() if line.startswith("| recipe | accuracy |"))
+    assert " ± " in row and "machine: " in res.stdout
+
+
 def test_run_then_stage_level_resume(run_cli, recipe_file, tmp_path):
     artifacts = tmp_path / "artifacts"
     code, out, err = run_cli("run", recipe_file, "--artifacts", artifacts, "--quiet", *FAST)
@@ -204,3 +225,9 @@ def test_unknown_plugin_family_has_a_did_you_mean(run_cli):
     assert code == 2
     assert err.strip() == ("gaitrun plugins: error: unknown plugin family 'architecture'; did you mean "
                            "'architectures'? known: datasets, architectures, augmentations, cv, pruners, exporters")
+
+
+def yaml_seed(recipe: Path) -> int:
+    from gaitrun.yamlio import load_file
+
+    return int(load_file(recipe).data.get("seed", 0))

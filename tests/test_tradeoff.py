@@ -4,6 +4,7 @@ and ``gaitrun bench RUN`` measuring it again."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from gaitrun.tradeoff import plan
+
+REPO = Path(__file__).resolve().parents[1]
 
 RECIPE = """\
 name: digits_tradeoff
@@ -73,6 +76,18 @@ def test_a_pruned_int8_run_writes_the_whole_table_and_bench_remeasures_it(tmp_pa
     report = (run / "report.md").read_text()
     assert "## Trade-off" in report and "pruned int8 (onnx) **deployed**" in report
     assert (run / "plots" / "tradeoff.png").stat().st_size > 1000
+
+    # bench/recipes.py reads the same rows: pruned and deployed accuracy, and the deployed pruned
+    # model's speed-up over the unpruned export at the same precision (INT8), per batch size
+    spec = importlib.util.spec_from_file_location("bench_recipes", REPO / "bench" / "recipes.py")
+    bench_recipes = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_recipes)
+    figures: dict = {}
+    speedup = bench_recipes.tradeoff(run, figures)
+    assert figures == {"pruned_accuracy": rows["pruned keras"]["accuracy"],
+                       "deployed_accuracy": rows["pruned int8 (onnx)"]["accuracy"]}
+    lat, ref = rows["pruned int8 (onnx)"]["latency"], rows["unpruned int8 (onnx)"]["latency"]
+    assert speedup == {b: round(ref[b]["p50_ms"] / lat[b]["p50_ms"], 2) for b in ("1", "4")}
 
     before = (run / "bench.json").stat().st_mtime_ns
     res = _gaitrun("bench", str(run), "--quiet", cwd=tmp_path)
