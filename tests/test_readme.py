@@ -1,12 +1,13 @@
-"""The README stays true: its recipe reference is what the models generate, its quick start has
-the two commands CI reads, and its commands exist."""
+"""The README stays true: its recipe reference and plugin family table are what the recipe models
+and ``gaitrun.families`` generate, its quick start has the two commands CI reads, and its
+commands exist."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
 
-from gaitrun.recipe.reference import END, START, render
+from gaitrun.recipe.reference import END, FAMILY_END, FAMILY_START, START, render, render_families
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
@@ -15,6 +16,12 @@ README = (REPO / "README.md").read_text()
 def test_recipe_reference_in_sync():
     block = README[README.index(START): README.index(END) + len(END)]
     assert block == render(), "run: python -m gaitrun.recipe.reference --write README.md"
+
+
+def test_plugin_family_table_in_sync():
+    """The README's plugin contract is the family table (``gaitrun.families.FAMILIES``)."""
+    block = README[README.index(FAMILY_START): README.index(FAMILY_END) + len(FAMILY_END)]
+    assert block == render_families(), "run: python -m gaitrun.recipe.reference --write README.md"
 
 
 def _command_after(marker: str) -> str:
