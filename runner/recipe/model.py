@@ -25,7 +25,7 @@ from ..families import SECTIONS, Family
 from ..registry import Registries, Registry
 from ..yamlio import KeyPath
 from .search import Search
-from .sections import CvBase, DataBase, DeployBase, Evaluate, PruneBase, Strict, Train
+from .sections import Evaluate, Strict, Train
 
 NO_PLUGIN = "<none>"  # the tag of the member standing in for a section that names no usable plugin
 
@@ -71,10 +71,20 @@ def _tagged_union(members: dict[str, type[BaseModel]], pick) -> Any:
 Selection = tuple  # ((section, (plugin names...)), ...): the plugins a model is built for
 
 
-def _section_type(section: str, base: type[BaseModel], reg: Registry, names: tuple[str, ...]) -> Any:
+def _section_type(section: str, regs: Registries, names: tuple[str, ...]) -> Any:
+    """The tagged union of a section's plugins, on the core model the family table names."""
+    from . import sections
+
     fam = SECTIONS[section]
-    members = {name: _member(fam, base, reg, name) for name in names}
+    base = getattr(sections, fam.base) if fam.base else _ModelBase
+    members = {name: _member(fam, base, regs[fam.name], name) for name in names}
     return _tagged_union(members, _selector_of(fam))
+
+
+def _default_section(section: str) -> dict[str, str]:
+    """A section left out that selects the family's default plugin (``cv: {scheme: holdout}``)."""
+    fam = SECTIONS[section]
+    return {fam.selector: fam.default}
 
 
 def _augment_item_type(reg: Registry, names: tuple[str, ...]) -> Any:
@@ -147,15 +157,15 @@ def build_recipe_model(regs: Registries, sel: Selection) -> type[BaseModel]:
         name=(str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
                          description="names the run folder artifacts/<name>/")),
         seed=(int, Field(0, ge=0, le=2**31 - 1)),
-        data=(_section_type("data", DataBase, regs["datasets"], names["data"]), ...),
+        data=(_section_type("data", regs, names["data"]), ...),
         augment=(list[_augment_item_type(regs["augmentations"], names["augment"])], Field(default_factory=list)),
-        model=(_section_type("model", _ModelBase, regs["architectures"], names["model"]), ...),
+        model=(_section_type("model", regs, names["model"]), ...),
         train=(Train, Field(default_factory=Train)),
-        cv=(_section_type("cv", CvBase, regs["cv"], names["cv"]),
-            Field(default_factory=lambda: {"scheme": "holdout"}, validate_default=True)),
+        cv=(_section_type("cv", regs, names["cv"]),
+            Field(default_factory=lambda: _default_section("cv"), validate_default=True)),
         evaluate=(Evaluate, Field(default_factory=Evaluate)),
-        prune=(_section_type("prune", PruneBase, regs["pruners"], names["prune"]) | None, None),
-        deploy=(_section_type("deploy", DeployBase, regs["exporters"], names["deploy"]) | None, None),
+        prune=(_section_type("prune", regs, names["prune"]) | None, None),
+        deploy=(_section_type("deploy", regs, names["deploy"]) | None, None),
         search=(Search | None, None),
     )
 
