@@ -1,6 +1,6 @@
 """Inference benchmark of a run: every row of its trade-off table (``gaitrun.tradeoff``: the
 unpruned and pruned Keras models and each exported variant, run by the deploy target's
-``runtime`` hook) -- or, for a run without one, the Keras model and each export by its form --
+``runtime`` hook) -- or, for a run without one, the Keras model and the recorded export --
 at each of ``deploy.batch_sizes``: latency p50/p95 and throughput after warm-up, with the
 thread count and the CPU (model, int8 dot-product flags) recorded."""
 
@@ -18,18 +18,17 @@ import numpy as np
 from .atomic import read_json
 
 
-def backends(folder: Path, model_path: Path) -> dict[str, tuple[Path, Callable]]:
-    """Backend name -> (artifact, runtime) for what the run folder holds, when it has no
-    trade-off table (``export/tradeoff.json``): the Keras model and the exports by their form."""
-    from .export import runtimes
-
-    found: dict[str, tuple[Path, Callable]] = {"keras": (model_path, runtimes.keras)}
-    export = folder / "export"
-    for onnx in sorted(export.glob("*.onnx")):
-        found[f"onnxruntime ({onnx.stem.split('.')[-1]})"] = (onnx, runtimes.onnx)
-    for tfl in sorted(export.glob("*.tflite")):
-        found[f"tflite ({tfl.stem.split('.')[-1]})"] = (tfl, runtimes.tflite)
-    return found
+def untabled_rows(folder: Path, model_path: Path) -> list[dict]:
+    """The rows to time in a run folder without a trade-off table (``export/tradeoff.json``; e.g.
+    its export was deferred): the Keras model, and the artefact ``export/export.json`` names,
+    under its target and precision as recorded there (never guessed from file names)."""
+    rows = [{"name": "keras", "backend": "keras", "artifact": _rel(model_path, folder)}]
+    record = folder / "export" / "export.json"
+    export = read_json(record) if record.is_file() else {}
+    if export.get("model"):
+        rows.append({"name": f"{export['target']} ({export['precision']})", "backend": export["target"],
+                     "artifact": _rel(folder / "export" / export["model"], folder)})
+    return rows
 
 
 def time_runner(run: Callable[[np.ndarray], Any], x: np.ndarray, *, warmup: int, iterations: int) -> dict[str, float]:
@@ -55,9 +54,7 @@ def run_bench(folder: Path, model_path: Path, input_shape: tuple[int, ...], depl
     each of ``deploy.batch_sizes``; ``runtime`` runs the deploy target's artefacts."""
     threads = deploy.bench.threads or os.cpu_count() or 1
     table = folder / "export" / "tradeoff.json"
-    rows = read_json(table)["rows"] if table.is_file() else [
-        {"name": name, "backend": "file", "artifact": _rel(artifact, folder)} for name, (artifact, _) in
-        backends(folder, model_path).items()]
+    rows = read_json(table)["rows"] if table.is_file() else untabled_rows(folder, model_path)
     rng = np.random.default_rng(seed)
     inputs = {b: rng.standard_normal((b, *input_shape)).astype(np.float32) for b in deploy.batch_sizes}
     results = []
@@ -86,7 +83,7 @@ def run_bench(folder: Path, model_path: Path, input_shape: tuple[int, ...], depl
 def _runtime(row: dict, artifact: Path, runtime: Callable[..., Any] | None) -> Callable[..., Any] | None:
     from .export import runtimes
 
-    if row["backend"] in ("keras", "file") or runtime is None:
+    if row["backend"] == "keras" or runtime is None:
         return runtimes.for_path(artifact)
     return runtime
 

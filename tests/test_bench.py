@@ -1,0 +1,53 @@
+"""``gaitrun.bench`` on a run folder without a trade-off table (an export that was deferred, or
+a run made before the table): the rows are the Keras model and the export ``export.json``
+records, run by the deploy target's ``runtime`` hook -- no file-name guessing of the backend or
+the precision."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+
+from gaitrun.bench import run_bench, untabled_rows
+
+
+def _folder(tmp_path, export: dict | None):
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "model.fp16.onnx").write_bytes(b"a stray file: not what export.json names")
+    if export is not None:
+        (tmp_path / "export" / "export.json").write_text(json.dumps(export))
+    return tmp_path
+
+
+def test_rows_are_the_keras_model_and_the_recorded_export(tmp_path):
+    folder = _folder(tmp_path, {"target": "acme", "precision": "int8", "model": "acme_int8/engine.bin"})
+    assert untabled_rows(folder, folder / "model.keras") == [
+        {"name": "keras", "backend": "keras", "artifact": "model.keras"},
+        {"name": "acme (int8)", "backend": "acme", "artifact": "export/acme_int8/engine.bin"}]
+
+
+def test_a_deferred_export_leaves_the_keras_row_only(tmp_path):
+    folder = _folder(tmp_path, {"target": "tensorrt", "precision": "fp16", "model": None, "status": "deferred"})
+    assert [r["name"] for r in untabled_rows(folder, folder / "model.keras")] == ["keras"]
+
+
+def test_the_target_runtime_hook_runs_its_artefact(tmp_path):
+    import keras
+
+    folder = _folder(tmp_path, {"target": "acme", "precision": "fp32", "model": "engine.bin"})
+    (folder / "export" / "engine.bin").write_bytes(b"acme engine")
+    inputs = keras.Input(shape=(3,))
+    keras.Model(inputs, keras.layers.Dense(2)(inputs)).save(folder / "model.keras")
+    calls = []
+
+    def runtime(path, *, threads=0):  # an exporter's hook: how its artefact runs here
+        calls.append((path.name, threads))
+        return lambda x: np.zeros((len(x), 2), np.float32)
+
+    deploy = SimpleNamespace(batch_sizes=[1, 2], bench=SimpleNamespace(threads=1, warmup=0, iterations=2))
+    bench = run_bench(folder, folder / "model.keras", (3,), deploy, seed=0, runtime=runtime)
+    assert calls == [("engine.bin", 1)]
+    assert [(r["backend"], r["batch_size"]) for r in bench["results"]] == [
+        ("keras", 1), ("keras", 2), ("acme (fp32)", 1), ("acme (fp32)", 2)]
