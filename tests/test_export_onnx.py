@@ -73,7 +73,6 @@ def test_int8_qdq_per_channel_agrees_on_top1(data, tmp_path):
     assert input_signature(path)[1][0] is None
     report = parity_report(keras_outputs(data), run_onnx(path, data["x_test"]), labels=data["y_test"])
     assert report["top1_agreement"] >= 0.97
-    assert result["calibration_samples"] == 64
 
 
 def test_int8_without_calibration_is_refused(data, tmp_path):

@@ -84,8 +84,7 @@ def export(model: Any, *, params: Params, ctx: Any) -> dict[str, Any]:
                 quantize_int8(fp32, final, calibration=ctx.calibration, input_name=ctx.input_name,
                               method=params.calibration_method, per_channel=params.per_channel,
                               activation_type=params.activation_type)
-    extra = {"calibration_samples": len(ctx.calibration)} if ctx.precision == "int8" else {}
-    return export_result("onnx", ctx, model=final, files=[final], opset=params.opset, padding=padding, **extra)
+    return export_result("onnx", ctx, model=final, files=[final], opset=params.opset, padding=padding)
 
 
 def runtime(path: Any, *, threads: int = 0) -> Any:

@@ -56,8 +56,7 @@ def export(model: Any, *, params: Params, ctx: Any) -> dict[str, Any]:
             raise StageError("export", f"TFLite {ctx.precision} conversion failed: {_summary(exc)}") from exc
     final = ctx.out_dir / f"model.{ctx.precision}.tflite"
     write_bytes(final, flatbuffer)
-    extra = {"calibration_samples": len(ctx.calibration)} if ctx.precision == "int8" else {}
-    return export_result("tflite", ctx, model=final, files=[final], **extra)
+    return export_result("tflite", ctx, model=final, files=[final])
 
 
 def _summary(exc: Exception) -> str:
