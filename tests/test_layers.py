@@ -49,3 +49,35 @@ def test_a_saved_gaitset_model_loads_as_the_readme_says(tmp_path):
     without = "\n".join(line for line in code.splitlines() if "gaitrun.layers" not in line)
     res = _run(without, path)  # the import is what makes it load
     assert res.returncode != 0 and "Could not locate class 'FramesToBatch'" in res.stderr
+
+
+def _imports(path: Path) -> set[str]:
+    """The modules ``path`` imports (relative imports resolved against its package)."""
+    import ast
+
+    package = ["gaitrun", *path.relative_to(REPO / "runner").parent.parts] if path.is_relative_to(REPO / "runner") \
+        else ["gaitrun", *path.relative_to(REPO).parent.parts]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            out.add(".".join([*base, *(node.module or "").split(".")]).strip("."))
+    return out
+
+
+def test_the_pruning_core_owns_its_layers_and_needs_no_plugin():
+    """The custom layers that pruning and loading depend on live in the core (``gaitrun.layers``),
+    and the pruning core imports no plugin; the ``l1_percentile`` plugin uses the public
+    ``gaitrun.prune`` entry point only, so the two do not point at each other."""
+    assert not (REPO / "plugins" / "architectures" / "_layers.py").exists()
+    core = [*sorted((REPO / "runner" / "prune").glob("*.py")), REPO / "runner" / "layers.py",
+            REPO / "runner" / "keras_io.py"]
+    for path in core:
+        assert not [m for m in _imports(path) if m.startswith("gaitrun.plugins")], path
+    plugin = _imports(REPO / "plugins" / "pruners" / "l1_percentile.py")
+    assert {m for m in plugin if m.startswith("gaitrun")} == {"gaitrun.prune"}
+    from gaitrun.prune import graph
+
+    assert "gaitrun.layers" in _imports(REPO / "runner" / "prune" / "layers.py") | _imports(Path(graph.__file__))
