@@ -3,6 +3,8 @@ with core keys, optional hooks, and the tables generated from it."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from conftest import plugin_module
 from pydantic import BaseModel, ConfigDict
 
@@ -91,3 +93,41 @@ def test_every_builtin_fits_and_the_generated_tables_agree():
     assert set(SECTIONS) <= set(recipe.model_fields)
     kinds = {p.declared("INPUT_KIND") for p in regs["architectures"]}
     assert kinds <= set(INPUT_SOURCES)
+
+
+def test_a_third_party_pruner_gets_its_own_keys_and_the_protected_layers_and_reports(tmp_path):
+    """The core reads no pruner field (no ``percentile``): a pruner with other keys validates,
+    receives exactly its own ``Params`` and the architecture's embedding as ``protected``, and its
+    returned report (with its one-line ``summary``) is what the core records."""
+    import pytest
+    from conftest import BASE_RECIPE
+
+    from gaitrun.errors import StageError
+    from gaitrun.outputs import Outputs
+    from gaitrun.recipe.load import load_recipe
+    from gaitrun.registry import Registries
+    from gaitrun.stages.prune import _prune
+
+    class Keep(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+        ratio: float = 0.5
+
+    calls = []
+
+    def prune(model, *, params, protected):
+        calls.append((params, protected))
+        return model, {"summary": f"kept {params.ratio:.0%}"} if params.ratio < 1 else {}
+
+    regs = Registries()
+    regs.load_builtins()
+    regs["pruners"].add("keep_share", plugin_module(Params=Keep, prune=prune))
+    (tmp_path / "r.yaml").write_text(BASE_RECIPE + "prune: {method: keep_share, ratio: 0.25, finetune: {epochs: 0}}\n")
+    recipe = load_recipe(tmp_path / "r.yaml", regs=regs).recipe
+    ctx = SimpleNamespace(recipe=recipe, regs=regs)
+    model = object()  # the pruner's business: the core passes it through
+    assert _prune(ctx, model, Outputs("probs", "embedding")) == (model, {"summary": "kept 25%"})
+    assert calls == [(Keep(ratio=0.25), frozenset({"embedding"}))]
+
+    ctx.recipe = load_recipe(tmp_path / "r.yaml", ["prune.ratio=1.0"], regs=regs).recipe
+    with pytest.raises(StageError, match="pruner 'keep_share' must return .* report\\['summary'\\]"):
+        _prune(ctx, model, Outputs("probs", None))
