@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,7 +21,6 @@ class Fold:
     val: np.ndarray
     gallery: np.ndarray | None = None
     probe: np.ndarray | None = None
-    notes: dict = field(default_factory=dict)
 
 
 def metadata(samples: Sequence[Sample], key: str, *, recipe_key: str = "cv.group_by") -> np.ndarray:

@@ -58,3 +58,30 @@ def test_a_dataset_that_cannot_feed_the_architecture_is_refused(run_cli, tmp_pat
     (tmp_path / "r.yaml").write_text(RECIPE.replace("arch: tiny_mlp, params: {units: 16}", "arch: cnn3d"))
     code, _, err = run_cli("validate", tmp_path / "r.yaml")
     assert code == 2 and "architecture 'cnn3d' takes clip3d input, which rgb images from 'dots' cannot feed" in err
+
+
+def test_the_readme_documents_the_public_api_the_example_package_uses():
+    """The README's "What a plugin may import" names every field of ``Sample`` and ``Fold`` and
+    everything ``gaitrun.plugin_api`` exports; the example package imports nothing else of gaitrun."""
+    import ast
+    import dataclasses
+    from pathlib import Path
+
+    from gaitrun import plugin_api
+
+    repo = Path(__file__).resolve().parents[1]
+    readme = (repo / "README.md").read_text()
+    start = readme.index("**What a plugin may import**")
+    paragraph = readme[start: readme.index("\n\n", start)]
+    for cls in (plugin_api.Sample, plugin_api.Fold):
+        assert [f.name for f in dataclasses.fields(cls) if f"`{f.name}`" not in paragraph] == [], cls
+    protocols = {"Dataset", "Architecture", "Augmentation", "CvScheme", "Pruner", "Exporter"}
+    assert [n for n in plugin_api.__all__ if n not in protocols and f"`{n}" not in paragraph] == []
+    used = set()
+    for path in (repo / "tests" / "example_plugin" / "src").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("gaitrun"):
+                used.add(node.module)
+            elif isinstance(node, ast.Import):
+                used |= {a.name for a in node.names if a.name.startswith("gaitrun")}
+    assert used == {"gaitrun.plugin_api"}
