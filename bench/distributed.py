@@ -70,7 +70,7 @@ def train(recipe: Path, batch: int, root: Path, name: str, distributed: str | No
     steps = -(-fold["train_samples"] // batch)
     epoch = statistics.mean(float(r["epoch_time_s"]) for r in rows[1:])
     return {"name": name, "epoch_s": epoch, "samples_s": steps * batch / epoch, "steps": steps, "wall_s": wall,
-            "accuracy": fold["accuracy"], "load": [load0, os.getloadavg()[0]], "run": str(run)}
+            "accuracy": fold["classification"]["accuracy"], "load": [load0, os.getloadavg()[0]], "run": str(run)}
 
 
 def _probe_loop(config: dict[str, Any]) -> None:
