@@ -115,7 +115,7 @@ def test_two_workers_through_the_cli_leave_a_normal_run_folder(tmp_path, monkeyp
     assert 0 <= metrics["summary"]["mean"]["accuracy"] <= 1
 
 
-def _wait_for(what: str, proc: subprocess.Popen, found, timeout: float = 300.0):
+def _wait_for(what: str, proc: subprocess.Popen, log: Path, found, timeout: float = 300.0):
     """Poll ``found()`` until it returns something; fail if the run ends or time runs out first."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -123,7 +123,7 @@ def _wait_for(what: str, proc: subprocess.Popen, found, timeout: float = 300.0):
         if value:
             return value
         if proc.poll() is not None:
-            pytest.fail(f"the run ended (exit {proc.returncode}) before {what}")
+            pytest.fail(f"the run ended (exit {proc.returncode}) before {what}: {log.read_text()[-2000:]}")
         time.sleep(0.05)
     pytest.fail(f"no {what} after {timeout:g} s")
 
@@ -143,9 +143,9 @@ def test_a_worker_killed_mid_epoch_is_recovered(tmp_path):
     proc = subprocess.Popen([str(Path(sys.executable).parent / "gaitrun"), "run", str(tmp_path / "recipe.yaml"),
                              "--quiet"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        run = _wait_for("a run folder", proc, lambda: next((tmp_path / "artifacts").glob("*/*/folds"), None)).parent
+        run = _wait_for("a run folder", proc, tmp_path / "log.txt", lambda: next((tmp_path / "artifacts").glob("*/*/folds"), None)).parent
         meta = run / "folds" / "0" / "checkpoint.json"
-        _wait_for("epoch 1's Ray Train checkpoint", proc,
+        _wait_for("epoch 1's Ray Train checkpoint", proc, tmp_path / "log.txt",
                   lambda: _epoch(meta) == 1 and list((run / "ray_train" / "fold-0").glob("checkpoint_*")))
         time.sleep(min(0.5, json.loads(meta.read_text())["history"][0]["epoch_time_s"] / 4))  # into epoch 2
         victim = json.loads((run / "ray_train" / "fold-0" / "workers" / "rank-1.json").read_text())["pid"]
