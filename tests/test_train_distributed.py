@@ -1,13 +1,18 @@
 """``train.distributed``: recipe errors at their line, validation without TensorFlow or Ray,
-a cluster too small refused in one line, and a 2-worker run through the CLI that leaves an
-ordinary run folder (plus ``workers`` in the manifest)."""
+a cluster too small refused in one line, a 2-worker run through the CLI that leaves an
+ordinary run folder (plus ``workers`` in the manifest), and a worker killed mid-epoch that Ray
+Train replaces (``max_failures``) without losing or repeating an epoch."""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 from conftest import BASE_RECIPE
@@ -20,6 +25,10 @@ DIST = BASE_RECIPE.replace("  epochs: 2\n", "  epochs: 2\n  distributed: {worker
 SMALL = DIST.replace("cv: {scheme: stratified_kfold, folds: 3}", "cv: {scheme: holdout, group_by: null}") \
             .replace("  clip: {frames: 1, size: [8, 8]}\n", "  clip: {frames: 1, size: [8, 8]}\n  max_samples: 400\n") \
             .replace("  epochs: 2\n", "  epochs: 3\n  validate_every: 2\n")
+# long enough epochs (batch 8: ~180 steps) for a kill to land inside one; one restart allowed
+KILLED = DIST.replace("cv: {scheme: stratified_kfold, folds: 3}", "cv: {scheme: holdout, group_by: null}") \
+             .replace("batch_size: 32", "batch_size: 8").replace("  epochs: 2\n", "  epochs: 4\n") \
+             .replace("{workers: 2}", "{workers: 2, max_failures: 1}")
 
 
 def _problems(tmp_path, text: str) -> list[str]:
@@ -104,3 +113,55 @@ def test_two_workers_through_the_cli_leave_a_normal_run_folder(tmp_path, monkeyp
     assert [int(r["epoch"]) for r in rows if r["val_accuracy"]] == [2, 3]  # validate_every: 2, and the last
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0 <= metrics["summary"]["mean"]["accuracy"] <= 1
+
+
+def _wait_for(what: str, proc: subprocess.Popen, log: Path, found, timeout: float = 300.0):
+    """Poll ``found()`` until it returns something; fail if the run ends or time runs out first."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = found()
+        if value:
+            return value
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended (exit {proc.returncode}) before {what}: {log.read_text()[-2000:]}")
+        time.sleep(0.05)
+    pytest.fail(f"no {what} after {timeout:g} s")
+
+
+def _epoch(meta: Path) -> int:
+    return json.loads(meta.read_text())["epoch"] if meta.is_file() else 0
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_epoch_is_recovered(tmp_path):
+    """SIGKILL to rank 1 in epoch 2 (just after the chief's epoch-1 checkpoint reached Ray Train,
+    before epoch 2's): a new worker group resumes at epoch 2 and the run finishes with every stage done."""
+    env = {**os.environ, "GAITRUN_ARTIFACTS": str(tmp_path / "artifacts"), "GAITRUN_CACHE": str(tmp_path / "cache")}
+    env.pop("RAY_ADDRESS", None)
+    (tmp_path / "recipe.yaml").write_text(KILLED)
+    log = (tmp_path / "log.txt").open("w")  # a file, not a pipe nobody reads while we wait
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "gaitrun"), "run", str(tmp_path / "recipe.yaml"),
+                             "--quiet"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        run = _wait_for("a run folder", proc, tmp_path / "log.txt", lambda: next((tmp_path / "artifacts").glob("*/*/folds"), None)).parent
+        meta = run / "folds" / "0" / "checkpoint.json"
+        _wait_for("epoch 1's Ray Train checkpoint", proc, tmp_path / "log.txt",
+                  lambda: _epoch(meta) == 1 and list((run / "ray_train" / "fold-0").glob("checkpoint_*")))
+        time.sleep(min(0.5, json.loads(meta.read_text())["history"][0]["epoch_time_s"] / 4))  # into epoch 2
+        victim = json.loads((run / "ray_train" / "fold-0" / "workers" / "rank-1.json").read_text())["pid"]
+        os.kill(victim, signal.SIGKILL)
+        assert _epoch(meta) == 1, "epoch 2 ended before the kill: the kill was not mid-epoch"
+        proc.wait(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+    assert proc.returncode == 0, (tmp_path / "log.txt").read_text()[-3000:]
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert all(s["status"] == "done" for s in manifest["stages"]), manifest["stages"]
+    assert [w["rank"] for w in manifest["workers"]] == [0, 1]
+    restarted = json.loads((run / "ray_train" / "fold-0" / "workers" / "rank-1.json").read_text())
+    assert restarted["pid"] != victim  # a new rank 1 finished the fold
+    rows = list(csv.DictReader((run / "folds" / "0" / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]  # resumed at epoch 2: none lost, none repeated
