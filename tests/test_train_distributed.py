@@ -75,6 +75,28 @@ def test_validation_imports_neither_tensorflow_nor_ray(tmp_path):
     assert res.stdout.strip() == "[]"
 
 
+def test_the_chiefs_epochs_are_relayed_once_in_order_while_the_block_runs(tmp_path):
+    from gaitrun.atomic import write_json
+    from gaitrun.train.relay import POLL_S, EpochRelay
+
+    seen = []
+
+    def write(*epochs: int) -> None:
+        write_json(tmp_path / "checkpoint.json", {"epoch": epochs[-1], "model": "m.keras",
+                                                  "history": [{"epoch": e, "loss": 1.0 / e} for e in epochs]})
+
+    write(1, 2)  # done before this start (a resumed fold): not passed on again
+    with EpochRelay("0", tmp_path, lambda fold, epoch, logs: seen.append((fold, epoch, logs)), done=2):
+        write(1, 2, 3)
+        deadline = time.monotonic() + 5
+        while not seen and time.monotonic() < deadline:
+            time.sleep(POLL_S / 4)
+        assert seen == [("0", 2, {"loss": 1 / 3})]  # while the block runs, 0-based as Keras counts
+        write(1, 2)  # a restarted group runs epoch 3 again
+        write(1, 2, 3, 4, 5)  # the last epochs: passed on when the block ends, if not before
+    assert [epoch for _, epoch, _ in seen] == [2, 3, 4]
+
+
 def _run(tmp_path, monkeypatch, run_cli, text: str):
     monkeypatch.setenv("GAITRUN_ARTIFACTS", str(tmp_path / "artifacts"))
     monkeypatch.setenv("GAITRUN_CACHE", str(tmp_path / "cache"))

@@ -7,7 +7,8 @@ apply: a recipe cannot be both a sweep and a distributed training yet). Before a
 (``cpus_per_worker``, ``gpus_per_worker``) at all, else a one-line error (exit 2). The workers
 (``worker.train_loop``) write the fold's files into the run folder, which must therefore be on
 storage every node shares, as must the clip store cache; Ray Train's own state goes to
-``<run>/ray_train/``. Ray is imported only inside functions."""
+``<run>/ray_train/``. While they train, the driver passes each epoch the chief writes on to its
+callbacks (``relay.EpochRelay``). Ray is imported only inside functions."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from typing import Any
 from ..atomic import read_json
 from ..errors import StageError, UsageError
 from .fold import resume_point
+from .relay import EpochRelay
 
 ENV_PREFIXES = ("GAITRUN_", "TF_CPP_MIN_LOG_LEVEL")  # passed on to the workers
 
@@ -79,24 +81,17 @@ def train_fold(ctx: Any, fold: Any, folder: Path, target: str) -> None:
     check_fits(dist, target)
     run = ctx.folder.path.resolve()
     workers_dir = run / "ray_train" / f"fold-{fold.name}" / "workers"
-    before = len(resume_point(folder)[2])
     config = {"run": str(run), "fold": fold.name, "cwd": os.getcwd(), "cpus": dist.cpus_per_worker,
               "workers_dir": str(workers_dir)}
-    try:
-        _trainer(dist, config, run, fold.name).fit()
+    try:  # each epoch the chief writes goes to the callbacks (terminal, a sweep trial's Tune reports)
+        with EpochRelay(fold.name, folder, ctx.callbacks.on_epoch_end, done=resume_point(folder)[0]):
+            _trainer(dist, config, run, fold.name).fit()
     except Exception as exc:  # Ray's TrainingFailedError carries the worker's error
         raise StageError("train", f"distributed training of fold {fold.name} failed: {_cause(exc)}; after a "
                          f"fix: 'gaitrun resume {ctx.folder.path}'") from exc
-    for row in _history(folder)[before:]:  # the epochs the workers ran, for the terminal
-        ctx.callbacks.on_epoch_end(fold.name, row["epoch"] - 1, {k: v for k, v in row.items() if k != "epoch"})
     ranks = sorted(workers_dir.glob("rank-*.json"), key=lambda p: int(p.stem.split("-")[1]))
     ctx.folder.manifest["workers"] = [{k: read_json(p)[k] for k in ("rank", "node_id", "host")} for p in ranks]
     ctx.folder.save()
-
-
-def _history(folder: Path) -> list[dict]:
-    meta = folder / "checkpoint.json"
-    return read_json(meta)["history"] if meta.is_file() else []
 
 
 def _cause(exc: BaseException) -> str:
