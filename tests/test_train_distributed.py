@@ -97,6 +97,28 @@ def test_the_chiefs_epochs_are_relayed_once_in_order_while_the_block_runs(tmp_pa
     assert [epoch for _, epoch, _ in seen] == [2, 3, 4]
 
 
+def test_workers_resume_from_the_later_of_the_run_folders_checkpoint_and_ray_trains(tmp_path, monkeypatch):
+    """Killed after the chief wrote epoch 3's checkpoint.json (and dropped epoch 2's model) but
+    before Ray Train got its copy: Ray Train's names a model that is gone, the run folder's is used."""
+    import ray.train
+
+    from gaitrun.atomic import write_json
+    from gaitrun.train import worker
+
+    fold, reported = tmp_path / "fold", tmp_path / "reported"
+    fold.mkdir()
+    reported.mkdir()
+    rows = [{"epoch": e, "loss": 1.0 / e} for e in (1, 2, 3)]
+    write_json(reported / "checkpoint.json", {"epoch": 2, "model": "checkpoint-0002.keras", "history": rows[:2]})
+    write_json(fold / "checkpoint.json", {"epoch": 3, "model": "checkpoint-0003.keras", "history": rows})
+    (fold / "checkpoint-0003.keras").write_bytes(b"model")
+    monkeypatch.setattr(ray.train, "get_checkpoint", lambda: ray.train.Checkpoint.from_directory(str(reported)))
+    assert worker._resume(fold) == (3, fold / "checkpoint-0003.keras", rows)
+    (fold / "checkpoint-0002.keras").write_bytes(b"model")  # were the run folder's unusable, Ray Train's
+    (fold / "checkpoint-0003.keras").unlink()
+    assert worker._resume(fold) == (2, fold / "checkpoint-0002.keras", rows[:2])
+
+
 def _run(tmp_path, monkeypatch, run_cli, text: str):
     monkeypatch.setenv("GAITRUN_ARTIFACTS", str(tmp_path / "artifacts"))
     monkeypatch.setenv("GAITRUN_CACHE", str(tmp_path / "cache"))
