@@ -51,9 +51,9 @@ def _problems(tmp_path, text: str) -> list[str]:
     ("  modality: rgb\n", "  modality: rgb\n  cache: memory\n",
      "recipe.yaml:7:10: data.cache: 'memory': distributed workers read the clip store from the disk cache (on "
      "storage every node shares); set data.cache: disk"),
-    ("evaluate:\n", "search: {space: {train.epochs: {choice: [1, 2]}}}\nevaluate:\n",
-     "recipe.yaml:17:16: train.distributed: a sweep's trials cannot be distributed yet; remove train.distributed "
-     "or the search section"),
+    ("evaluate:\n", "search: {space: {train.batch_size: {choice: [8, 9, 15]}}}\nevaluate:\n",
+     "recipe.yaml:19:18: search.space.train.batch_size: 9, 15: a trial's global batch must be divisible by "
+     "train.distributed.workers (2)"),
     ("{workers: 2}", "{worker: 2}",
      "recipe.yaml:17:17: train.distributed.worker: unknown key 'worker'; did you mean 'workers'?"),
     ("{workers: 2}", "{workers: 0}",
