@@ -1,10 +1,12 @@
 """``train.distributed``: recipe errors at their line, validation without TensorFlow or Ray,
 a cluster too small refused in one line, a 2-worker run through the CLI that leaves an
-ordinary run folder (plus ``workers`` in the manifest), and a worker killed mid-epoch that Ray
-Train replaces (``max_failures``) without losing or repeating an epoch."""
+ordinary run folder (plus ``workers`` in the manifest), a worker killed mid-epoch that Ray
+Train replaces (``max_failures``) without losing or repeating an epoch, and a whole run killed
+(driver, its Ray, the workers) that ``gaitrun resume`` finishes from its last epoch checkpoint."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -209,3 +211,66 @@ def test_a_worker_killed_mid_epoch_is_recovered(tmp_path):
     assert restarted["pid"] != victim  # a new rank 1 finished the fold
     rows = list(csv.DictReader((run / "folds" / "0" / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]  # resumed at epoch 2: none lost, none repeated
+
+
+def _session_and_worker_pids(sid: int, workers: Path) -> list[int]:
+    """Live processes of the killed driver's session (with its local Ray) and the Ray Train
+    workers it recorded (Ray may start them in sessions of their own); zombies do not count."""
+    ranks = {json.loads(p.read_text())["pid"] for p in workers.glob("rank-*.json")}
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after the name: state, ppid, pgrp, session
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        if fields[0] != "Z" and (int(fields[3]) == sid or pid in ranks):
+            pids.append(pid)
+    return pids
+
+
+@pytest.mark.slow
+def test_a_killed_distributed_run_is_resumed(tmp_path):
+    """SIGKILL to the whole run (driver, its local Ray, the workers) once the chief has written
+    epoch 1's checkpoint; ``gaitrun resume`` then finishes it from that checkpoint: every stage
+    done, each epoch once in the history, the epochs before the kill not trained again."""
+    env = {**os.environ, "GAITRUN_ARTIFACTS": str(tmp_path / "artifacts"), "GAITRUN_CACHE": str(tmp_path / "cache")}
+    env.pop("RAY_ADDRESS", None)
+    (tmp_path / "recipe.yaml").write_text(KILLED)
+    exe = str(Path(sys.executable).parent / "gaitrun")
+    log = (tmp_path / "log.txt").open("w")
+    proc = subprocess.Popen([exe, "run", str(tmp_path / "recipe.yaml"), "--quiet"], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        run = _wait_for("a run folder", proc, tmp_path / "log.txt",
+                        lambda: next((tmp_path / "artifacts").glob("*/*/folds"), None)).parent
+        meta = run / "folds" / "0" / "checkpoint.json"
+        _wait_for("epoch 1's checkpoint", proc, tmp_path / "log.txt", lambda: _epoch(meta) >= 1)
+        workers = run / "ray_train" / "fold-0" / "workers"
+        deadline = time.monotonic() + 30
+        while (left := _session_and_worker_pids(proc.pid, workers)) and time.monotonic() < deadline:
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.2)
+        assert not _session_and_worker_pids(proc.pid, workers)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+    assert proc.returncode == -signal.SIGKILL
+    killed_at = json.loads(meta.read_text())["history"]
+    assert 1 <= len(killed_at) < 4, "the run was not killed in training"
+
+    res = subprocess.run([exe, "resume", str(run), "--quiet"], env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert all(s["status"] == "done" for s in manifest["stages"]), manifest["stages"]
+    assert [w["rank"] for w in manifest["workers"]] == [0, 1]
+    rows = list(csv.DictReader((run / "folds" / "0" / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]  # each epoch once
+    for before, after in zip(killed_at, rows[:len(killed_at)], strict=True):  # kept, not trained again
+        assert float(after["loss"]) == pytest.approx(before["loss"], rel=1e-9)
+    assert (run / "folds" / "0" / "model.keras").is_file() and (run / "metrics.json").is_file()
