@@ -157,6 +157,18 @@ def test_share_training_searches_only_what_follows_training(tmp_path):
     assert load_recipe(path).recipe.search.share_training
 
 
+def test_a_trial_must_reserve_something(tmp_path):
+    """Ray Tune refuses a trial that reserves nothing: a recipe error, not a traceback at launch."""
+    text = BASE_RECIPE + "search:\n  space: {train.epochs: {grid: [1, 2]}}\n  resources: {cpu: 0}\n"
+    assert _problems(tmp_path, text) == [
+        "recipe.yaml:22:14: search.resources: a trial must reserve some CPU or GPU; give e.g. cpu: 0.5"]
+    assert _problems(tmp_path, text.replace("{cpu: 0}", "{cpu: 0, gpu: 0}")) == [
+        "recipe.yaml:22:14: search.resources: a trial must reserve some CPU or GPU; give e.g. cpu: 0.5"]
+    path = tmp_path / "recipe.yaml"
+    path.write_text(text.replace("{cpu: 0}", "{cpu: 0, gpu: 0.25}"))
+    assert load_recipe(path).recipe.search.resources.gpu == 0.25
+
+
 @pytest.mark.parametrize(("override", "expected"), [
     ("train.epochs=abc", "--set train.epochs=abc: train.epochs: Input should be a valid integer, unable to parse string as an integer (got 'abc')"),
     ("train.epoch=3", "--set train.epoch=3: train.epoch: unknown key 'epoch'; did you mean 'epochs'?"),

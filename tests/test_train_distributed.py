@@ -1,10 +1,12 @@
 """``train.distributed``: recipe errors at their line, validation without TensorFlow or Ray,
 a cluster too small refused in one line, a 2-worker run through the CLI that leaves an
-ordinary run folder (plus ``workers`` in the manifest), and a worker killed mid-epoch that Ray
-Train replaces (``max_failures``) without losing or repeating an epoch."""
+ordinary run folder (plus ``workers`` in the manifest), a worker killed mid-epoch that Ray
+Train replaces (``max_failures``) without losing or repeating an epoch, and a whole run killed
+(driver, its Ray, the workers) that ``gaitrun resume`` finishes from its last epoch checkpoint."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -51,9 +53,9 @@ def _problems(tmp_path, text: str) -> list[str]:
     ("  modality: rgb\n", "  modality: rgb\n  cache: memory\n",
      "recipe.yaml:7:10: data.cache: 'memory': distributed workers read the clip store from the disk cache (on "
      "storage every node shares); set data.cache: disk"),
-    ("evaluate:\n", "search: {space: {train.epochs: {choice: [1, 2]}}}\nevaluate:\n",
-     "recipe.yaml:17:16: train.distributed: a sweep's trials cannot be distributed yet; remove train.distributed "
-     "or the search section"),
+    ("evaluate:\n", "search: {space: {train.batch_size: {choice: [8, 9, 15]}}}\nevaluate:\n",
+     "recipe.yaml:19:18: search.space.train.batch_size: 9, 15: a trial's global batch must be divisible by "
+     "train.distributed.workers (2)"),
     ("{workers: 2}", "{worker: 2}",
      "recipe.yaml:17:17: train.distributed.worker: unknown key 'worker'; did you mean 'workers'?"),
     ("{workers: 2}", "{workers: 0}",
@@ -73,6 +75,50 @@ def test_validation_imports_neither_tensorflow_nor_ray(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "[]"
+
+
+def test_the_chiefs_epochs_are_relayed_once_in_order_while_the_block_runs(tmp_path):
+    from gaitrun.atomic import write_json
+    from gaitrun.train.relay import POLL_S, EpochRelay
+
+    seen = []
+
+    def write(*epochs: int) -> None:
+        write_json(tmp_path / "checkpoint.json", {"epoch": epochs[-1], "model": "m.keras",
+                                                  "history": [{"epoch": e, "loss": 1.0 / e} for e in epochs]})
+
+    write(1, 2)  # done before this start (a resumed fold): not passed on again
+    with EpochRelay("0", tmp_path, lambda fold, epoch, logs: seen.append((fold, epoch, logs)), done=2):
+        write(1, 2, 3)
+        deadline = time.monotonic() + 5
+        while not seen and time.monotonic() < deadline:
+            time.sleep(POLL_S / 4)
+        assert seen == [("0", 2, {"loss": 1 / 3})]  # while the block runs, 0-based as Keras counts
+        write(1, 2)  # a restarted group runs epoch 3 again
+        write(1, 2, 3, 4, 5)  # the last epochs: passed on when the block ends, if not before
+    assert [epoch for _, epoch, _ in seen] == [2, 3, 4]
+
+
+def test_workers_resume_from_the_later_of_the_run_folders_checkpoint_and_ray_trains(tmp_path, monkeypatch):
+    """Killed after the chief wrote epoch 3's checkpoint.json (and dropped epoch 2's model) but
+    before Ray Train got its copy: Ray Train's names a model that is gone, the run folder's is used."""
+    import ray.train
+
+    from gaitrun.atomic import write_json
+    from gaitrun.train import worker
+
+    fold, reported = tmp_path / "fold", tmp_path / "reported"
+    fold.mkdir()
+    reported.mkdir()
+    rows = [{"epoch": e, "loss": 1.0 / e} for e in (1, 2, 3)]
+    write_json(reported / "checkpoint.json", {"epoch": 2, "model": "checkpoint-0002.keras", "history": rows[:2]})
+    write_json(fold / "checkpoint.json", {"epoch": 3, "model": "checkpoint-0003.keras", "history": rows})
+    (fold / "checkpoint-0003.keras").write_bytes(b"model")
+    monkeypatch.setattr(ray.train, "get_checkpoint", lambda: ray.train.Checkpoint.from_directory(str(reported)))
+    assert worker._resume(fold) == (3, fold / "checkpoint-0003.keras", rows)
+    (fold / "checkpoint-0002.keras").write_bytes(b"model")  # were the run folder's unusable, Ray Train's
+    (fold / "checkpoint-0003.keras").unlink()
+    assert worker._resume(fold) == (2, fold / "checkpoint-0002.keras", rows[:2])
 
 
 def _run(tmp_path, monkeypatch, run_cli, text: str):
@@ -165,3 +211,66 @@ def test_a_worker_killed_mid_epoch_is_recovered(tmp_path):
     assert restarted["pid"] != victim  # a new rank 1 finished the fold
     rows = list(csv.DictReader((run / "folds" / "0" / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]  # resumed at epoch 2: none lost, none repeated
+
+
+def _session_and_worker_pids(sid: int, workers: Path) -> list[int]:
+    """Live processes of the killed driver's session (with its local Ray) and the Ray Train
+    workers it recorded (Ray may start them in sessions of their own); zombies do not count."""
+    ranks = {json.loads(p.read_text())["pid"] for p in workers.glob("rank-*.json")}
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after the name: state, ppid, pgrp, session
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        if fields[0] != "Z" and (int(fields[3]) == sid or pid in ranks):
+            pids.append(pid)
+    return pids
+
+
+@pytest.mark.slow
+def test_a_killed_distributed_run_is_resumed(tmp_path):
+    """SIGKILL to the whole run (driver, its local Ray, the workers) once the chief has written
+    epoch 1's checkpoint; ``gaitrun resume`` then finishes it from that checkpoint: every stage
+    done, each epoch once in the history, the epochs before the kill not trained again."""
+    env = {**os.environ, "GAITRUN_ARTIFACTS": str(tmp_path / "artifacts"), "GAITRUN_CACHE": str(tmp_path / "cache")}
+    env.pop("RAY_ADDRESS", None)
+    (tmp_path / "recipe.yaml").write_text(KILLED)
+    exe = str(Path(sys.executable).parent / "gaitrun")
+    log = (tmp_path / "log.txt").open("w")
+    proc = subprocess.Popen([exe, "run", str(tmp_path / "recipe.yaml"), "--quiet"], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        run = _wait_for("a run folder", proc, tmp_path / "log.txt",
+                        lambda: next((tmp_path / "artifacts").glob("*/*/folds"), None)).parent
+        meta = run / "folds" / "0" / "checkpoint.json"
+        _wait_for("epoch 1's checkpoint", proc, tmp_path / "log.txt", lambda: _epoch(meta) >= 1)
+        workers = run / "ray_train" / "fold-0" / "workers"
+        deadline = time.monotonic() + 30
+        while (left := _session_and_worker_pids(proc.pid, workers)) and time.monotonic() < deadline:
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.2)
+        assert not _session_and_worker_pids(proc.pid, workers)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+    assert proc.returncode == -signal.SIGKILL
+    killed_at = json.loads(meta.read_text())["history"]
+    assert 1 <= len(killed_at) < 4, "the run was not killed in training"
+
+    res = subprocess.run([exe, "resume", str(run), "--quiet"], env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert all(s["status"] == "done" for s in manifest["stages"]), manifest["stages"]
+    assert [w["rank"] for w in manifest["workers"]] == [0, 1]
+    rows = list(csv.DictReader((run / "folds" / "0" / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]  # each epoch once
+    for before, after in zip(killed_at, rows[:len(killed_at)], strict=True):  # kept, not trained again
+        assert float(after["loss"]) == pytest.approx(before["loss"], rel=1e-9)
+    assert (run / "folds" / "0" / "model.keras").is_file() and (run / "metrics.json").is_file()

@@ -91,12 +91,15 @@ def check_distributed(recipe: Any, regs: Registries) -> Found:
     if train.mixed_precision:
         found.append((("train", "mixed_precision"), "mixed precision is not supported with train.distributed; "
                       "set mixed_precision: false or distributed: null"))
-    if recipe.search is not None:
-        found.append((("train", "distributed"), "a sweep's trials cannot be distributed yet; remove "
-                      "train.distributed or the search section"))
     if recipe.data.cache != "disk":
         found.append((("data", "cache"), f"'{recipe.data.cache}': distributed workers read the clip store from "
                       "the disk cache (on storage every node shares); set data.cache: disk"))
+    batches = recipe.search.space.get("train.batch_size") if recipe.search is not None else None
+    if batches is not None and batches.kind in ("choice", "grid"):  # each trial's global batch is split too
+        bad = [v for v in batches.args if isinstance(v, int) and v % dist.workers]
+        if bad:
+            found.append((("search", "space", "train.batch_size"), f"{', '.join(map(str, bad))}: a trial's "
+                          f"global batch must be divisible by train.distributed.workers ({dist.workers})"))
     return found
 
 

@@ -63,8 +63,14 @@ class Objective(Strict):
 
 
 class Resources(Strict):
-    cpu: float = Field(1.0, ge=0, le=1024)
+    cpu: float = Field(1.0, ge=0, le=1024, description="with train.distributed: the trial's driver only")
     gpu: float = Field(0.0, ge=0, le=64, description="fractions share a GPU between trials")
+
+    @model_validator(mode="after")
+    def _something(self) -> Resources:
+        if self.cpu == 0 and self.gpu == 0:  # Ray Tune refuses a trial that reserves nothing
+            raise ValueError("a trial must reserve some CPU or GPU; give e.g. cpu: 0.5")
+        return self
 
 
 class Search(Strict):

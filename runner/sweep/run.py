@@ -1,7 +1,9 @@
 """Run a sweep with Ray Tune: the Tuner from the ``search:`` section, on a local Ray that
 gaitrun starts (``address: null``) or on an existing cluster (``"auto"``, ``host:port`` or
 ``$RAY_ADDRESS``); ``resume_sweep`` restores an interrupted sweep from its ``tune/`` state.
-Ray is imported only here and in ``cluster.py`` (the connection), when a sweep runs."""
+A sweep of distributed trials (``train.distributed``) first checks that the cluster can hold
+one, and runs no more at once than it holds (``capacity.py``). Ray is imported only inside
+functions, when a sweep runs."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Any
 
 from ..errors import UsageError, printable
 from ..recipe.search import Search
+from .capacity import concurrent_trials
 from .cluster import ray_session
 from .folder import SweepFolder
 from .results import summarize
@@ -35,12 +38,12 @@ def _trainable(folder: SweepFolder, search: Search, strict: bool, shared: str | 
     return tune.with_resources(fn, {"cpu": search.resources.cpu, "gpu": search.resources.gpu})
 
 
-def _searcher(search: Search, seed: int) -> Any:
+def _searcher(search: Search, seed: int, max_concurrent: int) -> Any:
     """Tune's variant generator (grid, random; it limits concurrency itself) or Optuna's TPE."""
     if search.algorithm != "optuna":
         from ray.tune.search import BasicVariantGenerator
 
-        return BasicVariantGenerator(max_concurrent=search.max_concurrent, random_state=seed)
+        return BasicVariantGenerator(max_concurrent=max_concurrent, random_state=seed)
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
@@ -67,41 +70,46 @@ def _scheduler(search: Search, epochs: int) -> Any:
     return MedianStoppingRule(time_attr="training_iteration", grace_period=search.grace_period, **given)
 
 
-def tune_config(recipe: Any) -> Any:
+def tune_config(recipe: Any, max_concurrent: int | None = None) -> Any:
     """The TuneConfig of a recipe's ``search:``: searcher, scheduler, samples, limits. One
-    metric goes to Tune itself; Pareto objectives go to Optuna and (the first) to the scheduler."""
+    metric goes to Tune itself; Pareto objectives go to Optuna and (the first) to the scheduler.
+    ``max_concurrent``: the trials at once, if fewer than ``search.max_concurrent`` fit (capacity.py)."""
     from ray import tune
 
     search = recipe.search
     single = search.objectives is None
+    at_once = max_concurrent or search.max_concurrent
     return tune.TuneConfig(
         metric=search.metric if single else None, mode=search.mode if single else None,
-        search_alg=_searcher(search, recipe.seed), scheduler=_scheduler(search, recipe.train.epochs),
+        search_alg=_searcher(search, recipe.seed, at_once), scheduler=_scheduler(search, recipe.train.epochs),
         num_samples=search.num_samples,
-        max_concurrent_trials=search.max_concurrent if search.algorithm == "optuna" else None,
+        max_concurrent_trials=at_once if search.algorithm == "optuna" else None,
         time_budget_s=search.time_budget_s, trial_dirname_creator=trial_dirname,
         reuse_actors=True)  # each trial's work is a process of its own (work.py): nothing carries over
 
 
-def _new_tuner(folder: SweepFolder, recipe: Any, shared: str | None, *, verbose: int) -> Any:
+def _new_tuner(folder: SweepFolder, recipe: Any, shared: str | None, at_once: int, *, verbose: int) -> Any:
     from ray import tune
 
     search = recipe.search
     run_config = tune.RunConfig(name=folder.tune_dir.name, storage_path=str(folder.path), verbose=verbose,
                                 failure_config=tune.FailureConfig(max_failures=search.max_failures))
     return tune.Tuner(_trainable(folder, search, folder.manifest["strict"], shared), param_space=param_space(search),
-                      tune_config=tune_config(recipe), run_config=run_config)
+                      tune_config=tune_config(recipe, at_once), run_config=run_config)
 
 
-def _execute(folder: SweepFolder, search: Search, make_tuner: Callable[[str | None], Any], *, quiet: bool,
+def _execute(folder: SweepFolder, recipe: Any, make_tuner: Callable[[str | None, int], Any], *, quiet: bool,
              as_json: bool) -> int:
-    """Connect, train once first if ``search.share_training``, run the trials, write the results."""
+    """Connect, check that a trial fits (distributed trials), train once first if
+    ``search.share_training``, run the trials, write the results."""
+    search = recipe.search
     folder.set_status("running")
     started = time.monotonic()
     try:
-        with contextlib.redirect_stdout(sys.stderr), ray_session(search.address):
+        with contextlib.redirect_stdout(sys.stderr), ray_session(search.address) as target:
+            at_once = concurrent_trials(recipe, target)  # before any trial: one that can never fit is an error
             shared = shared_training(folder, search) if search.share_training else None
-            make_tuner(shared).fit()  # Tune's progress goes to stderr: stdout is for results (--json)
+            make_tuner(shared, at_once).fit()  # Tune's progress goes to stderr: stdout is for results (--json)
     except KeyboardInterrupt:
         folder.set_status("interrupted", "interrupted by the user (Ctrl-C)")
         raise
@@ -119,7 +127,7 @@ def run_sweep(loaded: Any, *, artifacts: Path | None = None, strict: bool = Fals
     if not quiet and not as_json:
         print(f"sweep folder: {folder.path}", flush=True)
     verbose = 0 if quiet or as_json else 1
-    return _execute(folder, loaded.recipe.search, lambda shared: _new_tuner(folder, loaded.recipe, shared,
+    return _execute(folder, loaded.recipe, lambda shared, at_once: _new_tuner(folder, loaded.recipe, shared, at_once,
                                                                               verbose=verbose),
                     quiet=quiet, as_json=as_json)
 
@@ -136,12 +144,13 @@ def resume_sweep(path: str | Path, *, strict: bool = False, quiet: bool = False,
     folder.manifest["strict"] = folder.manifest["strict"] or strict
     verbose = 0 if quiet or as_json else 1
 
-    def make_tuner(shared: str | None) -> Any:
+    def make_tuner(shared: str | None, at_once: int) -> Any:
         from ray import tune
 
-        if not tune.Tuner.can_restore(str(folder.tune_dir)):
-            return _new_tuner(folder, loaded.recipe, shared, verbose=verbose)  # interrupted before Tune saved
+        if not tune.Tuner.can_restore(str(folder.tune_dir)):  # interrupted before Tune saved
+            return _new_tuner(folder, loaded.recipe, shared, at_once, verbose=verbose)
+        # Tune restores its searcher with the concurrency limit it had
         return tune.Tuner.restore(str(folder.tune_dir), trainable=_trainable(folder, loaded.recipe.search,
                                   folder.manifest["strict"], shared), resume_unfinished=True, resume_errored=True)
 
-    return _execute(folder, loaded.recipe.search, make_tuner, quiet=quiet, as_json=as_json)
+    return _execute(folder, loaded.recipe, make_tuner, quiet=quiet, as_json=as_json)

@@ -9,6 +9,14 @@ saved as ``trials/<trial id>/result.json``. The run folder is the trial's checkp
 (per-epoch Keras checkpoints and the stage manifest): a retried or resumed trial continues it,
 and a trial that had finished reports its saved result again instead of running. If the actor
 dies, the kernel kills its work process too (``PR_SET_PDEATHSIG``).
+
+A trial of a recipe with ``train.distributed`` trains each fold on Ray Train workers of the
+sweep's own cluster: its work process is their driver (given ``RAY_ADDRESS``, the address of the
+cluster this actor runs in), the actor reserves ``search.resources`` for that driver only, and
+the workers reserve their own resources through Ray Train (``capacity.py`` checks before the
+sweep starts that a trial fits). The work process passes each epoch the chief worker writes on
+as it appears (``train.relay``); when the work process is killed, its Ray job ends and Ray stops
+its workers.
 """
 
 from __future__ import annotations
@@ -45,10 +53,16 @@ def _die_with_parent() -> None:
 
 
 def _work_env(cpus: float) -> dict[str, str]:
-    """TensorFlow in the work process uses the trial's CPU share (search.resources.cpu)."""
+    """TensorFlow in the work process uses the trial's CPU share (search.resources.cpu), and
+    ``RAY_ADDRESS`` names the cluster this actor is in: a distributed trial (``train.distributed``)
+    connects its Ray Train driver there, so its workers are scheduled on the sweep's cluster
+    instead of on a new local Ray."""
+    import ray
+
     n = str(max(1, math.ceil(cpus)))
     return {**os.environ, "TF_NUM_INTRAOP_THREADS": n, "TF_NUM_INTEROP_THREADS": n,
-            "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+            "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+            "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
 
 
 def _start_work(job: dict[str, Any], cpus: float, workdir: str) -> tuple[subprocess.Popen, collections.deque]:

@@ -2,16 +2,19 @@
 
 The cluster is named as for sweeps, through the same code (``sweep.cluster.ray_session``, with
 its token handling and one-line connection errors): ``$RAY_ADDRESS`` (``auto`` or ``host:port``),
-else a new local Ray private to this process (``search.address``, the sweep's recipe key, does not
-apply: a recipe cannot be both a sweep and a distributed training yet). Before a fold starts, the cluster must be able to hold ``workers`` x
-(``cpus_per_worker``, ``gpus_per_worker``) at all, else a one-line error (exit 2). The workers
+else a new local Ray private to this process. A sweep trial's work process is given the sweep's
+cluster in ``$RAY_ADDRESS`` (``sweep.trainable``), so its workers run on that cluster. Before a
+fold starts, the cluster must be able to hold ``workers`` x (``cpus_per_worker``,
+``gpus_per_worker``) at all, else a one-line error (exit 2). The workers
 (``worker.train_loop``) write the fold's files into the run folder, which must therefore be on
 storage every node shares, as must the clip store cache; Ray Train's own state goes to
-``<run>/ray_train/``. Ray is imported only inside functions."""
+``<run>/ray_train/``. While they train, the driver passes each epoch the chief writes on to its
+callbacks (``relay.EpochRelay``). Ray is imported only inside functions."""
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +23,7 @@ from typing import Any
 from ..atomic import read_json
 from ..errors import StageError, UsageError
 from .fold import resume_point
+from .relay import EpochRelay
 
 ENV_PREFIXES = ("GAITRUN_", "TF_CPP_MIN_LOG_LEVEL")  # passed on to the workers
 
@@ -36,20 +40,30 @@ def cluster(recipe: Any) -> Iterator[str | None]:
         yield target
 
 
-def _per_node() -> list[dict[str, float]]:
+def per_node() -> list[dict[str, float]]:
+    """Each live node's total resources (``{"CPU": 2.0, ...}``)."""
     import ray
 
     return [n["Resources"] for n in ray.nodes() if n.get("Alive")]
 
 
+def worker_slots(dist: Any, nodes: list[dict[str, float]]) -> int:
+    """How many of ``dist``'s workers the nodes could hold at once (a worker is on one node)."""
+    need = {"CPU": dist.cpus_per_worker, "GPU": dist.gpus_per_worker}
+    return sum(min(math.floor(n.get(k, 0) / v + 1e-9) if v else dist.workers for k, v in need.items())
+               for n in nodes)
+
+
+def describe_nodes(nodes: list[dict[str, float]]) -> str:
+    return ", ".join(f"{n.get('CPU', 0):g} CPU / {n.get('GPU', 0):g} GPU" for n in nodes) or "no nodes"
+
+
 def check_fits(dist: Any, target: str) -> None:
     """The cluster must be able to hold every worker at once (the group starts together)."""
-    nodes = _per_node()
-    need = {"CPU": dist.cpus_per_worker, "GPU": dist.gpus_per_worker}
-    fits = sum(min(int(n.get(k, 0) // v) if v else dist.workers for k, v in need.items()) for n in nodes)
-    if fits >= dist.workers:
+    nodes = per_node()
+    if worker_slots(dist, nodes) >= dist.workers:
         return
-    have = ", ".join(f"{n.get('CPU', 0):g} CPU / {n.get('GPU', 0):g} GPU" for n in nodes) or "no nodes"
+    have = describe_nodes(nodes)
     raise UsageError(f"train.distributed: {dist.workers} workers x ({dist.cpus_per_worker:g} CPU, "
                      f"{dist.gpus_per_worker:g} GPU) can never fit the Ray cluster '{target}' (nodes: {have}); "
                      f"lower train.distributed.workers, cpus_per_worker or gpus_per_worker, or add nodes")
@@ -79,24 +93,17 @@ def train_fold(ctx: Any, fold: Any, folder: Path, target: str) -> None:
     check_fits(dist, target)
     run = ctx.folder.path.resolve()
     workers_dir = run / "ray_train" / f"fold-{fold.name}" / "workers"
-    before = len(resume_point(folder)[2])
     config = {"run": str(run), "fold": fold.name, "cwd": os.getcwd(), "cpus": dist.cpus_per_worker,
               "workers_dir": str(workers_dir)}
-    try:
-        _trainer(dist, config, run, fold.name).fit()
+    try:  # each epoch the chief writes goes to the callbacks (terminal, a sweep trial's Tune reports)
+        with EpochRelay(fold.name, folder, ctx.callbacks.on_epoch_end, done=resume_point(folder)[0]):
+            _trainer(dist, config, run, fold.name).fit()
     except Exception as exc:  # Ray's TrainingFailedError carries the worker's error
         raise StageError("train", f"distributed training of fold {fold.name} failed: {_cause(exc)}; after a "
                          f"fix: 'gaitrun resume {ctx.folder.path}'") from exc
-    for row in _history(folder)[before:]:  # the epochs the workers ran, for the terminal
-        ctx.callbacks.on_epoch_end(fold.name, row["epoch"] - 1, {k: v for k, v in row.items() if k != "epoch"})
     ranks = sorted(workers_dir.glob("rank-*.json"), key=lambda p: int(p.stem.split("-")[1]))
     ctx.folder.manifest["workers"] = [{k: read_json(p)[k] for k in ("rank", "node_id", "host")} for p in ranks]
     ctx.folder.save()
-
-
-def _history(folder: Path) -> list[dict]:
-    meta = folder / "checkpoint.json"
-    return read_json(meta)["history"] if meta.is_file() else []
 
 
 def _cause(exc: BaseException) -> str:

@@ -2,10 +2,10 @@
 ``MultiWorkerMirroredStrategy`` (Ray sets ``TF_CONFIG``), trained by ``replica.make_train_step``
 on this worker's shard of the clip store.
 
-After a worker-group restart (Ray Train's ``FailureConfig``) every worker resumes from
-``ray.train.get_checkpoint()`` (the chief's ``checkpoint.json``, reported each epoch, naming the
-epoch's model in the run folder); on a first start or after ``gaitrun resume``, from the run
-folder's own ``checkpoint.json`` (``fold.resume_point``). The chief (rank 0) writes the
+After a worker-group restart (Ray Train's ``FailureConfig``) or ``gaitrun resume`` every worker
+resumes from the later of the run folder's ``checkpoint.json`` (``fold.resume_point``) and
+``ray.train.get_checkpoint()`` (a copy of it, reported each epoch, naming the epoch's model in
+the run folder). The chief (rank 0) writes the
 per-epoch checkpoints, ``history.csv``, TensorBoard logs and ``model.keras`` exactly as the
 one-process fit does; the other workers save the same files into a temporary folder (saving may
 involve collectives), and all report each epoch to Ray Train (a barrier)."""
@@ -117,18 +117,23 @@ def _fit(ctx: Any, prep: Any, fold: Any, strategy: Any, *, rank: int, world: int
 
 
 def _resume(folder: Path) -> tuple[int, Path | None, list[dict]]:
-    """Where this fold goes on: Ray Train's latest checkpoint (a copy of the chief's
-    ``checkpoint.json``, naming the epoch's model in the run folder) after a worker-group restart,
-    else the run folder's own (``gaitrun resume``, or a first start)."""
+    """Where this fold goes on: the later of the run folder's ``checkpoint.json`` and Ray Train's
+    latest checkpoint (a copy of it, reported after each epoch; Ray Train gives it after a
+    worker-group restart, and after ``gaitrun resume`` from its storage in ``ray_train/``). The
+    chief writes the run folder's first and then reports the copy, so a kill between the two
+    leaves Ray Train's naming a model already replaced (unusable): the run folder's is then the
+    later one."""
     import ray.train
 
     from .fold import resume_point
 
+    own = resume_point(folder)
     saved = ray.train.get_checkpoint()
     if saved is None:
-        return resume_point(folder)
+        return own
     with saved.as_directory() as where:
-        return resume_point(folder, Path(where) / "checkpoint.json")
+        reported = resume_point(folder, Path(where) / "checkpoint.json")
+    return max(own, reported, key=lambda point: point[0])
 
 
 def _report(rank: int, folder: Path, logs: dict[str, float]) -> None:
