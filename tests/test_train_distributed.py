@@ -178,6 +178,20 @@ def _epoch(meta: Path) -> int:
     return json.loads(meta.read_text())["epoch"] if meta.is_file() else 0
 
 
+def _reap(proc: subprocess.Popen, log) -> None:
+    """A run the test no longer waits for is killed; its log is closed."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    log.close()
+
+
+def _assert_finished_by_two_workers(run: Path) -> None:
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert all(s["status"] == "done" for s in manifest["stages"]), manifest["stages"]
+    assert [w["rank"] for w in manifest["workers"]] == [0, 1]
+
+
 @pytest.mark.slow
 def test_a_worker_killed_mid_epoch_is_recovered(tmp_path):
     """SIGKILL to rank 1 in epoch 2 (just after the chief's epoch-1 checkpoint reached Ray Train,
@@ -199,14 +213,9 @@ def test_a_worker_killed_mid_epoch_is_recovered(tmp_path):
         assert _epoch(meta) == 1, "epoch 2 ended before the kill: the kill was not mid-epoch"
         proc.wait(timeout=600)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log.close()
+        _reap(proc, log)
     assert proc.returncode == 0, (tmp_path / "log.txt").read_text()[-3000:]
-    manifest = json.loads((run / "manifest.json").read_text())
-    assert all(s["status"] == "done" for s in manifest["stages"]), manifest["stages"]
-    assert [w["rank"] for w in manifest["workers"]] == [0, 1]
+    _assert_finished_by_two_workers(run)
     restarted = json.loads((run / "ray_train" / "fold-0" / "workers" / "rank-1.json").read_text())
     assert restarted["pid"] != victim  # a new rank 1 finished the fold
     rows = list(csv.DictReader((run / "folds" / "0" / "history.csv").open()))
@@ -256,19 +265,14 @@ def test_a_killed_distributed_run_is_resumed(tmp_path):
         assert not _session_and_worker_pids(proc.pid, workers)
         proc.wait(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log.close()
+        _reap(proc, log)
     assert proc.returncode == -signal.SIGKILL
     killed_at = json.loads(meta.read_text())["history"]
     assert 1 <= len(killed_at) < 4, "the run was not killed in training"
 
     res = subprocess.run([exe, "resume", str(run), "--quiet"], env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
-    manifest = json.loads((run / "manifest.json").read_text())
-    assert all(s["status"] == "done" for s in manifest["stages"]), manifest["stages"]
-    assert [w["rank"] for w in manifest["workers"]] == [0, 1]
+    _assert_finished_by_two_workers(run)
     rows = list(csv.DictReader((run / "folds" / "0" / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]  # each epoch once
     for before, after in zip(killed_at, rows[:len(killed_at)], strict=True):  # kept, not trained again
