@@ -76,15 +76,31 @@ def check_tensor(x: np.ndarray, spec: Spec) -> np.ndarray:
 def from_npy(body: bytes, spec: Spec) -> np.ndarray:
     if not body:
         raise InputError(f"empty body: expected a .npy file holding a {spec.expected}")
+    if body.startswith(b"PK"):
+        raise InputError(f"an .npz archive: expected a single .npy array, a {spec.expected}")
     try:
-        x = np.load(io.BytesIO(body), allow_pickle=False)
+        x = _npy_view(body)
     except (ValueError, OSError, EOFError, TypeError) as exc:
         raise InputError(f"not a readable .npy array ({_short(exc)}): expected a .npy file holding a "
                          f"{spec.expected} (object arrays are refused)") from exc
-    if not isinstance(x, np.ndarray):
-        x.close()
-        raise InputError(f"an .npz archive: expected a single .npy array, a {spec.expected}")
     return check_tensor(x, spec)
+
+
+def _npy_view(body: bytes) -> np.ndarray:
+    """The array of a .npy body without copying its data (``np.load`` copies every byte: for a
+    25x60x60x2 clip, 720 kB per request on the server's event loop). Read-only, like the body."""
+    stream = io.BytesIO(body)
+    version = np.lib.format.read_magic(stream)
+    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                   else np.lib.format.read_array_header_2_0)  # 2.0 and 3.0 (utf-8) headers: ASCII here
+    shape, fortran, dtype = read_header(stream)
+    if dtype.hasobject:
+        raise ValueError("object arrays cannot be loaded when allow_pickle=False")
+    count = int(np.prod(shape, dtype=np.int64))
+    if len(body) - stream.tell() < count * dtype.itemsize:
+        raise EOFError(f"the body holds fewer bytes than its header's shape {shape} needs")
+    x = np.frombuffer(body, dtype=dtype, count=count, offset=stream.tell())
+    return x.reshape(shape[::-1]).T if fortran else x.reshape(shape)
 
 
 def from_json(body: bytes, spec: Spec) -> np.ndarray:
