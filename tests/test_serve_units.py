@@ -97,8 +97,10 @@ def _npy(x: np.ndarray) -> bytes:
 def test_tensor_decoding_takes_only_finite_float32_of_the_model_shape():
     x = np.arange(12, dtype=np.float32).reshape(2, 2, 3)
     np.testing.assert_array_equal(from_npy(_npy(x), SPEC), x)
+    np.testing.assert_array_equal(from_npy(_npy(np.asfortranarray(x)), SPEC), x)  # read without a copy
     np.testing.assert_array_equal(from_json(b'{"inputs": ' + str(x.tolist()).encode() + b"}", SPEC), x)
-    for body in (_npy(x.astype(np.float64)), _npy(x[:, :1]), _npy(np.array([None], object)), b"", b"junk"):
+    for body in (_npy(x.astype(np.float64)), _npy(x[:, :1]), _npy(np.array([None], object)), b"", b"junk",
+                 _npy(x)[:-4], _npy(x)[:40]):  # truncated data, truncated header
         with pytest.raises(InputError, match="expected"):
             from_npy(body, SPEC)
     for body in (b'{"inputs": [[[1, 2, "3"], [4, 5, 6]]]}', b'{"inputs": [[[true, 1, 1], [1, 1, 1]]]}',
