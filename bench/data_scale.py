@@ -297,6 +297,8 @@ def main() -> None:
         profile(args.profile, args.samples, args.frames)
         return
     print(machine())
+    if args.work is not None:
+        args.work.mkdir(parents=True, exist_ok=True)
     rows = []
     scale = () if args.compare_only else ("disk", *(["memory"] if args.memory_too else []))
     compare = ["compare"] if args.compare or args.compare_only else []
