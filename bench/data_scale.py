@@ -96,7 +96,7 @@ def _trainer(ctx: Any, prep: Any) -> tuple[Any, Any]:
 
     from gaitrun.data.pipeline import train_dataset
     from gaitrun.outputs import declared_outputs
-    from gaitrun.stages.train import augmenters
+    from gaitrun.train.parts import augmenters
     from gaitrun.train import setup
 
     recipe, train = ctx.recipe, ctx.recipe.train
