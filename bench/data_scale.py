@@ -96,8 +96,8 @@ def _trainer(ctx: Any, prep: Any) -> tuple[Any, Any]:
 
     from gaitrun.data.pipeline import train_dataset
     from gaitrun.outputs import declared_outputs
-    from gaitrun.train.parts import augmenters
     from gaitrun.train import setup
+    from gaitrun.train.parts import augmenters
 
     recipe, train = ctx.recipe, ctx.recipe.train
     keras.utils.set_random_seed(0)
