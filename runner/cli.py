@@ -376,6 +376,21 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     return _execute(_context(loaded, folder, args), as_json=args.json, quiet=args.quiet)
 
 
+_SECTIONS_OF_STAGE = {"data": ("data", "augment"), "train": ("model", "train", "cv"), "prune": ("prune",)}
+
+
+def _refuse_skipped_overrides(args: argparse.Namespace, skip: tuple[str, ...]) -> None:
+    """A ``--set`` on a section whose stage is reused, not run, would change nothing: say so."""
+    for item in args.overrides:
+        section = item.split("=", 1)[0].split(".", 1)[0].strip()
+        stage = next((st for st in skip if section in _SECTIONS_OF_STAGE.get(st, ())), None)
+        if stage is not None:
+            hint = ("retrain with 'gaitrun run'" if stage != "prune"
+                    else f"re-prune with 'gaitrun prune {args.run_folder} --set {item}'")
+            raise UsageError(f"--set {item}: 'gaitrun {args.command}' reuses the run's {stage} stage, so "
+                             f"{section}.* cannot change; {hint}")
+
+
 def _reuse(args: argparse.Namespace, source: RunFolder, *, skip: tuple[str, ...]) -> int:
     """A new run folder with RUN's recipe and ``--set`` overrides that reuses RUN's data and
     trained folds and runs the stages after ``skip``."""
@@ -383,6 +398,7 @@ def _reuse(args: argparse.Namespace, source: RunFolder, *, skip: tuple[str, ...]
     from .runfolder import RunFolder
     from .stages import plan
 
+    _refuse_skipped_overrides(args, skip)
     loaded = load_recipe(source.file("recipe.yaml"), args.overrides, retarget=True)
     stages = [s for s in plan(loaded.recipe) if s not in skip]
     if "prune" in skip and loaded.recipe.deploy is None:
@@ -390,6 +406,9 @@ def _reuse(args: argparse.Namespace, source: RunFolder, *, skip: tuple[str, ...]
                          f"export; add --set deploy.target=onnx")
     folder = RunFolder.create(loaded, stages, artifacts=args.artifacts)
     folder.manifest["reuses_run"] = source.manifest.get("reuses_run") or str(source.path.resolve())
+    if "prune" in skip:  # deploy the pruned models RUN deployed (a 'gaitrun prune' run has its own)
+        own = source.file("pruned", "model.keras").is_file()
+        folder.manifest["reuses_pruned"] = str(source.path.resolve()) if own else source.manifest.get("reuses_pruned")
     folder.save()
     return _execute(_context(loaded, folder, args), as_json=args.json, quiet=args.quiet)
 

@@ -57,12 +57,24 @@ def train_root(ctx: Any) -> Any:
     return Path(source) if source else ctx.folder.path
 
 
+def pruned_root(ctx: Any) -> Any:
+    """The run folder holding the pruned models this run deploys: its own, or for ``gaitrun export
+    RUN --set ...`` the one RUN deployed (RUN itself, or the run RUN took them from)."""
+    from pathlib import Path
+
+    if ctx.folder.file("pruned", "model.keras").is_file():
+        return ctx.folder.path
+    source = ctx.folder.manifest.get("reuses_pruned")
+    return Path(source) if source else train_root(ctx)
+
+
+def pruned_model_path(ctx: Any) -> Any:
+    """The pruned model this run deploys, or None when the recipe does not prune."""
+    path = pruned_root(ctx) / "pruned" / "model.keras"
+    return path if ctx.recipe.prune is not None and path.is_file() else None
+
+
 def deployed_model_path(ctx: Any) -> Any:
     """The pruned model if the recipe prunes (this run's, or the reused run's), else the best fold's."""
-    pruned = ctx.folder.file("pruned", "model.keras")
-    if pruned.is_file():
-        return pruned
-    reused = train_root(ctx) / "pruned" / "model.keras"
-    if ctx.recipe.prune is not None and reused.is_file():
-        return reused
-    return train_root(ctx) / "folds" / best_fold(ctx).name / "model.keras"
+    pruned = pruned_model_path(ctx)
+    return pruned if pruned is not None else train_root(ctx) / "folds" / best_fold(ctx).name / "model.keras"

@@ -120,13 +120,13 @@ def sequence_accuracy(outputs: np.ndarray, owners: np.ndarray, ctx: Any) -> floa
 
 def _rank1(ctx: Any, row: Row) -> float | None:
     """Rank-1 on NM probes per sequence, as the train and prune stages recorded it (Keras rows)."""
-    from .deploy_data import best_fold, train_root
+    from .deploy_data import best_fold, pruned_root, train_root
 
     if row.backend != "keras":
         return None
     fold = best_fold(ctx).name
     if row.model == "pruned":
-        path, key = ctx.folder.file("pruned", "folds", fold, "metrics.json"), "after_finetune"
+        path, key = pruned_root(ctx) / "pruned" / "folds" / fold / "metrics.json", "after_finetune"
         scores = read_json(path).get(key, {}) if path.is_file() else {}
     else:
         folds = read_json(train_root(ctx) / "metrics.json")["folds"]

@@ -63,6 +63,20 @@ def test_prune_stage_then_prune_again(tmp_path):
     assert second["report"]["totals"]["params"]["after"] < totals["params"]["after"]
     assert json.loads((again / "export" / "export.json").read_text())["model"].endswith(".tflite")
 
+    # exporting the re-pruned run again deploys ITS pruned model (not the first run's) and
+    # lists it in the trade-off table as the pruned model
+    res = _gaitrun("export", str(again), "--set", "deploy.target=onnx", "--artifacts", "art3", "--quiet",
+                   cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    third = next((tmp_path / "art3" / "digits_prune").iterdir())
+    ours = again.resolve() / "pruned" / "model.keras"
+    assert Path(json.loads((third / "export" / "export.json").read_text())["source_model"]) == ours
+    rows = {r["name"]: r for r in json.loads((third / "bench.json").read_text())["rows"]}
+    assert Path(rows["pruned keras"]["artifact"]) == ours and rows["pruned fp32 (onnx)"]["deployed"]
+    # a --set on a stage the export reuses would change nothing: refused
+    res = _gaitrun("export", str(again), "--set", "prune.percentile=10", cwd=tmp_path)
+    assert res.returncode == 2 and "re-prune with 'gaitrun prune" in res.stderr, res.stderr
+
 
 def test_export_with_set_and_strict_deferral(tmp_path):
     (tmp_path / "r.yaml").write_text(RECIPE.replace("prune: {percentile: 30, scope: per_layer, "

@@ -9,7 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from ..deploy_data import best_fold, calibration_for, deployed_model_path, train_root, windows
+from ..deploy_data import (
+    best_fold,
+    calibration_for,
+    deployed_model_path,
+    pruned_model_path,
+    train_root,
+    windows,
+)
 from ..errors import StageError
 from ..export import check_calibration
 from ..keras_io import load_model
@@ -108,8 +115,7 @@ def run(ctx: Any) -> dict:
         return {"status": "deferred", "reason": result.get("reason")}
     from ..tradeoff import export_variants
 
-    pruned = ctx.folder.file("pruned", "model.keras")
     export_variants(ctx, unpruned=train_root(ctx) / "folds" / fold.name / "model.keras",
-                    pruned=pruned if pruned.is_file() else None,
+                    pruned=pruned_model_path(ctx),
                     deployed_artifact=ctx.folder.file("export", result["model"]), context=export_ctx, x=x, owners=owners)
     return {}
