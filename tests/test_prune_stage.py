@@ -30,6 +30,13 @@ def _gaitrun(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=900)
 
 
+def _learning(history: Path) -> list[tuple[str, str]]:
+    """(accuracy, loss) of every epoch, as written (timings left out)."""
+    rows = [line.split(",") for line in history.read_text().splitlines()]
+    col = {name: i for i, name in enumerate(rows[0])}
+    return [(r[col["accuracy"]], r[col["loss"]]) for r in rows[1:]]
+
+
 def test_prune_stage_then_prune_again(tmp_path):
     (tmp_path / "r.yaml").write_text(RECIPE)
     res = _gaitrun("run", "r.yaml", "--artifacts", "art", "--quiet", cwd=tmp_path)
@@ -48,6 +55,15 @@ def test_prune_stage_then_prune_again(tmp_path):
     assert "## Pruning" in (run / "report.md").read_text()
 
     assert pruning["summary"] == "L1 filter norms below the 30th percentile (per_layer)"
+
+    # the same settings again, in a fresh process: surgery and fine-tuning are seeded per fold,
+    # so the pruned models learn exactly as in the run (loss and accuracy of every epoch)
+    res = _gaitrun("prune", str(run), "--artifacts", "same", "--quiet", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    same = next((tmp_path / "same" / "digits_prune").iterdir())
+    for fold in ("0", "1"):
+        first, second = (_learning(r / "pruned" / "folds" / fold / "history.csv") for r in (run, same))
+        assert first == second and len(first) == 1, (first, second)
 
     # another percentile and another target: the saved recipe's onnx keys (opset, ...) go
     res = _gaitrun("prune", str(run), "--set", "prune.percentile=50", "--set", "deploy.target=tflite",

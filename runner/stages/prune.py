@@ -14,6 +14,7 @@ from ..deploy_data import train_root
 from ..errors import StageError
 from ..keras_io import load_model
 from ..outputs import Outputs, declared_outputs
+from ..train import setup
 from ..train.evaluation import evaluate_fold
 from ..train.fold import finish_fold
 from ..train.splits import make_splits
@@ -57,17 +58,30 @@ def _prune(ctx: RunContext, model: keras.Model, outputs: Outputs) -> tuple[keras
     return pruned, report
 
 
+def _trained_metrics(ctx: RunContext, prep: Prepared, fold: Fold, model: keras.Model, outputs: Outputs) -> dict:
+    """The unpruned model's scores: the train stage's own (the same evaluation of the same
+    model), or a fresh evaluation where the train stage left none."""
+    trained = train_root(ctx) / "folds" / fold.name / "metrics.json"
+    if trained.is_file():
+        return read_json(trained)
+    return evaluate_fold(model, prep, fold, ctx.recipe, outputs=outputs)
+
+
 def prune_fold(ctx: RunContext, prep: Prepared, fold: Fold) -> dict:
 
     out_dir = ctx.folder.file("pruned", "folds", fold.name)
     if (out_dir / "metrics.json").is_file():
         return read_json(out_dir / "metrics.json")
     out_dir.mkdir(parents=True, exist_ok=True)
+    # each fold's surgery and fine-tuning start from the recipe's seed, whatever ran before in
+    # this process: 'gaitrun prune RUN' and a run resumed after training fine-tune as the
+    # uninterrupted run did, and the prune stage alone no longer runs unseeded
+    setup.configure_tensorflow(ctx.recipe.train, ctx.recipe.seed)
     source = train_root(ctx) / "folds" / fold.name / "model.keras"
     model = load_model(source)
     outputs = declared_outputs(ctx)
     pruned, report = _prune(ctx, model, outputs)
-    before = evaluate_fold(model, prep, fold, ctx.recipe, outputs=outputs)
+    before = _trained_metrics(ctx, prep, fold, model, outputs)
     after_prune = evaluate_fold(pruned, prep, fold, ctx.recipe, outputs=outputs)
     ft = ctx.recipe.prune.finetune_plan(ctx.recipe.train)
     if ft["fresh_head"]:
