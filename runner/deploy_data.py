@@ -35,7 +35,10 @@ def calibration_for(ctx: Any, precision: str) -> np.ndarray:
 
     if precision != "int8":
         return np.zeros((0, *prepared(ctx).input_shape), np.float32)
-    return calibration(prepared(ctx), best_fold(ctx).train, ctx.recipe, ctx.recipe.deploy.calibration_samples)[0]
+    if "calibration" not in ctx.state:  # the deployed export and the unpruned INT8 variant share them
+        ctx.state["calibration"] = calibration(prepared(ctx), best_fold(ctx).train, ctx.recipe,
+                                               ctx.recipe.deploy.calibration_samples)[0]
+    return ctx.state["calibration"]
 
 
 def best_fold(ctx: Any) -> Any:
