@@ -321,7 +321,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         return resume_sweep(args.run_folder, strict=args.strict, quiet=args.quiet, as_json=args.json)
     folder = RunFolder.open(args.run_folder)
     loaded = load_recipe(folder.file("recipe.yaml"))
-    if loaded.hash != folder.manifest["recipe_hash"]:
+    if not loaded.matches(folder.manifest["recipe_hash"]):
         raise UsageError(f"{folder.file('recipe.yaml')} no longer matches the run's recipe hash "
                          f"{folder.manifest['recipe_hash']}; start a new run instead of resuming")
     if folder.is_finished():
@@ -345,7 +345,7 @@ def _open_run(path: Path) -> tuple[RunFolder, LoadedRecipe]:
 
     folder = RunFolder.open(path)
     loaded = load_recipe(folder.file("recipe.yaml"))
-    if loaded.hash != folder.manifest["recipe_hash"]:
+    if not loaded.matches(folder.manifest["recipe_hash"]):
         raise UsageError(f"{folder.file('recipe.yaml')} no longer matches the run's recipe hash "
                          f"{folder.manifest['recipe_hash']}; start a new run instead")
     if _stage_status(folder, "train") not in (None, "done"):  # None: a run that reuses another's training

@@ -204,6 +204,25 @@ def test_resume_refuses_edited_recipe(run_cli, recipe_file, tmp_path):
     assert code == 2 and "no longer matches the run's recipe hash" in err
 
 
+def test_run_folder_of_an_earlier_version_still_matches(recipe_file, tmp_path):
+    """A run folder's recipe.yaml written before a key with a default existed keeps its run's
+    hash (resume, prune and export accept it); an edit to it still does not."""
+    import hashlib
+
+    from gaitrun.recipe import load_recipe
+    from gaitrun.yamlio import dump
+
+    earlier = load_recipe(recipe_file).resolved
+    del earlier["train"]["validate_every"]  # as if this version had not had the key
+    earlier_hash = hashlib.sha256(json.dumps(earlier, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:8]
+    path = tmp_path / "recipe.yaml"
+    path.write_text(dump(earlier))
+    again = load_recipe(path)
+    assert again.hash != earlier_hash and again.matches(earlier_hash)
+    path.write_text(dump(earlier).replace("epochs: 2", "epochs: 3"))
+    assert not load_recipe(path).matches(earlier_hash)
+
+
 def test_console_script_installed():
     exe = Path(sys.executable).parent / "gaitrun"
     res = subprocess.run([str(exe), "--version"], capture_output=True, text=True)

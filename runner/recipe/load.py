@@ -45,11 +45,22 @@ class LoadedRecipe:
     @property
     def hash(self) -> str:
         """8 hex digits identifying the resolved recipe (key order independent)."""
-        text = json.dumps(self.resolved, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:8]
+        return _digest(self.resolved)
+
+    def matches(self, run_hash: str) -> bool:
+        """Is this the recipe a run folder's ``run_hash`` was made from? A run folder's recipe.yaml
+        is the resolved recipe, so its data as written hash to the run's hash even when a later
+        version of gaitrun adds keys with defaults (which change the resolved recipe's hash);
+        an edited file matches neither."""
+        return run_hash in (self.hash, _digest(self.document.data))
 
     def yaml(self) -> str:
         return dump(self.resolved)
+
+
+def _digest(data: Any) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def _known(regs: Registries) -> dict[str, list[str]]:

@@ -138,7 +138,7 @@ def resume_sweep(path: str | Path, *, strict: bool = False, quiet: bool = False,
 
     folder = SweepFolder.open(path)
     loaded = load_recipe(folder.file("recipe.yaml"))
-    if loaded.hash != folder.manifest["recipe_hash"]:
+    if not loaded.matches(folder.manifest["recipe_hash"]):
         raise UsageError(f"{folder.file('recipe.yaml')} no longer matches the sweep's recipe hash "
                          f"{folder.manifest['recipe_hash']}; start a new sweep instead of resuming")
     folder.manifest["strict"] = folder.manifest["strict"] or strict
