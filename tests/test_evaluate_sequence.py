@@ -8,8 +8,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from gaitrun.data.preprocess import clip_windows
 from gaitrun.data.store import ClipStore
-from gaitrun.train.embeddings import covering_starts, embed_whole, embed_windows, takes_whole_sequences
+from gaitrun.train.embeddings import embed_whole, embed_windows, takes_whole_sequences
 
 
 @pytest.mark.parametrize("n, length, stride, starts", [
@@ -20,7 +21,7 @@ from gaitrun.train.embeddings import covering_starts, embed_whole, embed_windows
     (4, 4, 4, [0]),
 ])
 def test_covering_windows_reach_the_last_frame(n, length, stride, starts):
-    assert covering_starts(n, length, stride) == starts
+    assert clip_windows(n, length, stride) == starts
     covered = {f for s in starts for f in range(s, s + length)}
     assert covered >= set(range(n))
 

@@ -138,7 +138,7 @@ def test_prepare_silhouettes_drops_empty_frames_and_windows() -> None:
         frames[t, 10:70, 20 + t:35 + t] = 255
     frames[4] = 0  # one frame without a body
     windows = model_inputs(frames, modality="silhouette", kind="frame_set", frames=4, size=SIZE, source="seq")
-    assert len(windows) == 2  # 9 kept frames -> windows at 0 and 4
+    assert len(windows) == 3  # 9 kept frames -> windows at 0 and 4, and 5-8 to reach the last frame
     for window in windows:
         assert window.shape == (4, 64, 44, 1) and window.dtype == np.float32
         assert 0.0 <= window.min() and window.max() == pytest.approx(1.0)
@@ -159,9 +159,9 @@ def test_prepare_rgb_image() -> None:
 
 
 def test_prepare_optical_flow_from_frames() -> None:
-    frames = moving_square(5, 2, 0)  # 5 frames -> 4 flow fields -> one window of 3
+    frames = moving_square(5, 2, 0)  # 5 frames -> 4 flow fields -> windows of 3 at 0 and 1 (covering)
     windows = model_inputs(frames, modality="optical_flow", kind="stack2d", frames=3, size=(60, 60))
-    assert len(windows) == 1 and windows[0].shape == (60, 60, 6)
+    assert len(windows) == 2 and windows[0].shape == (60, 60, 6)
     inside = frames[0] > 0
     assert windows[0][..., 0][inside].mean() == pytest.approx(2.0, abs=0.3)  # x-flow of frame 0
     assert abs(windows[0][..., 1][inside].mean()) < 0.3

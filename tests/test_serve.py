@@ -439,7 +439,7 @@ def test_tflite_export_and_inertial_csv(tmp_path):
         response = client.post("/v1/predict", content=csv, headers={"content-type": "text/csv"})
         assert response.status_code == 200, response.text
         np.testing.assert_allclose([p["scores"] for p in response.json()["predictions"]], expected, atol=1e-6)
-        assert len(expected) == 2  # 150 steps: two whole windows of 64
+        assert len(expected) == 3  # 150 steps: windows of 64 at 0 and 64, and 86-149 to reach the last step
         for bad in ("1,2,3\n4,5,6", "a,b\nc,d", "nan," * 8 + "nan"):
             r = client.post("/v1/predict", content=bad, headers={"content-type": "text/csv"})
             assert r.status_code == 400 and "expected" in r.json()["error"], r.text

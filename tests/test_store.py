@@ -16,6 +16,7 @@ import pytest
 
 from gaitrun.data import storefile
 from gaitrun.data.pipeline import eval_dataset, train_dataset
+from gaitrun.data.preprocess import clip_windows
 from gaitrun.data.store import build_store, shard
 from gaitrun.plugins.datasets import casia_b
 from gaitrun.recipe.sections import Clip, DataBase
@@ -184,7 +185,7 @@ def test_disk_windows_equal_memory_windows(tmp_path):
         ev_disk, owners = eval_dataset(disk, pos, None, kind=kind, frames=5, stride=3, batch_size=64)
         ev_ram, _ = eval_dataset(ram, pos, None, kind=kind, frames=5, stride=3, batch_size=64)
         np.testing.assert_array_equal(next(iter(ev_disk)).numpy(), next(iter(ev_ram)).numpy())
-        assert len(owners) == sum(len(range(0, n - 5 + 1, 3)) for n in disk.lengths)
+        assert len(owners) == sum(len(clip_windows(int(n), 5, 3)) for n in disk.lengths)
 
 
 @pytest.mark.parametrize("cache", ["disk", "memory"])

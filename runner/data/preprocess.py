@@ -162,14 +162,17 @@ def to_clip(raw: np.ndarray, *, modality: str, size: tuple[int, int], source: st
 
 
 def clip_windows(n_frames: int, length: int, stride: int) -> list[int]:
-    """Start frames of the evaluation windows of ``length`` frames, ``stride`` apart.
-
-    A sequence no longer than ``length`` gives one window at 0 (the pipeline loops it);
-    frames after the last whole window are not used.
+    """Start frames of the evaluation windows of ``length`` frames: ``stride`` apart, plus one
+    ending at the last frame, so that the windows cover every frame of the sequence (a sequence
+    is judged on all its frames, as GaitSet and OpenGait evaluate). A sequence no longer than
+    ``length`` gives one window at 0 (the pipeline fills it as ``data.clip.pad`` says).
     """
     if length < 1 or stride < 1:
         raise ValueError(f"window length and stride must be >= 1, got {length} and {stride}")
-    return list(range(0, max(n_frames - length, 0) + 1, stride))
+    starts = list(range(0, max(n_frames - length, 0) + 1, stride))
+    if n_frames - length > starts[-1]:
+        starts.append(n_frames - length)
+    return starts
 
 
 def layout_shape(kind: str, frames: int, size: tuple[int, int], channels: int) -> tuple[int, ...]:

@@ -17,13 +17,13 @@ def model_inputs(raw: np.ndarray, *, modality: str, kind: str, frames: int, size
     """(windows, *input_shape) float32 for one decoded sample ``raw``, windows ``stride`` apart
     (default ``frames``) as ``data.clip`` of a recipe says; a clip shorter than a window is refused."""
     from .decode import STORE_DTYPES
-    from .preprocess import to_clip
+    from .preprocess import clip_windows, to_clip
 
     clip = to_clip(raw, modality=modality, size=size, source=source).astype(STORE_DTYPES[modality]).astype(np.float32)
     length = min(frames, len(clip)) if kind == "image" else frames
     if len(clip) < length:
         raise ValueError(f"{source} gives {len(clip)} time steps, the model takes windows of {length}")
-    starts = range(0, len(clip) - length + 1, stride or length)
+    starts = clip_windows(len(clip), length, stride or length)  # covering every frame
     return np.stack([layout(clip[start:start + length], kind) for start in starts])
 
 

@@ -28,7 +28,7 @@ class Strict(BaseModel):
 class Clip(Strict):
     frames: int = Field(25, ge=1, le=4096, description="frames per clip (sequence modalities)")
     stride: int | None = Field(None, ge=1, le=4096,
-                               description="step between evaluation windows; default: frames")
+                               description="step between evaluation windows (plus one ending at the last frame, so all frames are covered); default: frames")
     pad: Literal["error", "loop", "edge", "zero"] = Field(
         "error", description="a sample shorter than frames: error (a bad sample), or fill the window by "
                              "looping it, repeating its last frame (edge) or with zero frames")

@@ -23,15 +23,6 @@ from ..data.raw_inputs import layout, take
 SET_KINDS = ("frame_set", "sequence", "clip3d")  # layouts with a time axis a model may leave open
 
 
-def covering_starts(n_frames: int, length: int, stride: int) -> list[int]:
-    """Window starts ``stride`` apart, plus a last window ending at the last frame."""
-    starts = clip_windows(n_frames, length, stride)
-    last = n_frames - length
-    if last > 0 and starts[-1] != last:
-        starts.append(last)
-    return starts
-
-
 def takes_whole_sequences(model: Any, kind: str) -> bool:
     """True when the model's input has an open time axis (a set model such as GaitSet)."""
     shape = tuple(model.inputs[0].shape)
@@ -52,7 +43,7 @@ def embed_windows(sub: Any, prep: Any, positions: np.ndarray, *, frames: int, st
                   batch_size: int, pad: str = "error") -> tuple[np.ndarray, np.ndarray]:
     """(embedding per window, owning store position per window) over the covering windows."""
     length, store = frames, prep.store
-    pairs = [(int(p), s) for p in positions for s in covering_starts(int(store.lengths[p]), length, stride or length)]
+    pairs = [(int(p), s) for p in positions for s in clip_windows(int(store.lengths[p]), length, stride or length)]
 
     def make(pair: tuple[int, int]) -> np.ndarray:
         return layout(take(store.clip(pair[0]), pair[1], length, pad).astype(np.float32), prep.kind)
