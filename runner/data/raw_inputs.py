@@ -15,7 +15,8 @@ import numpy as np
 def model_inputs(raw: np.ndarray, *, modality: str, kind: str, frames: int, size: tuple[int, int],
                  stride: int | None = None, source: str = "sample") -> np.ndarray:
     """(windows, *input_shape) float32 for one decoded sample ``raw``, windows ``stride`` apart
-    (default ``frames``) as ``data.clip`` of a recipe says; a clip shorter than a window is refused."""
+    (default ``frames``) plus one ending at the last frame, as ``data.clip`` of a recipe says
+    (``clip_windows``); a clip shorter than a window is refused."""
     from .decode import STORE_DTYPES
     from .preprocess import clip_windows, to_clip
 
@@ -23,7 +24,7 @@ def model_inputs(raw: np.ndarray, *, modality: str, kind: str, frames: int, size
     length = min(frames, len(clip)) if kind == "image" else frames
     if len(clip) < length:
         raise ValueError(f"{source} gives {len(clip)} time steps, the model takes windows of {length}")
-    starts = clip_windows(len(clip), length, stride or length)  # covering every frame
+    starts = clip_windows(len(clip), length, stride or length)
     return np.stack([layout(clip[start:start + length], kind) for start in starts])
 
 

@@ -58,15 +58,6 @@ def _prune(ctx: RunContext, model: keras.Model, outputs: Outputs) -> tuple[keras
     return pruned, report
 
 
-def _trained_metrics(ctx: RunContext, prep: Prepared, fold: Fold, model: keras.Model, outputs: Outputs) -> dict:
-    """The unpruned model's scores: the train stage's own (the same evaluation of the same
-    model), or a fresh evaluation where the train stage left none."""
-    trained = train_root(ctx) / "folds" / fold.name / "metrics.json"
-    if trained.is_file():
-        return read_json(trained)
-    return evaluate_fold(model, prep, fold, ctx.recipe, outputs=outputs)
-
-
 def prune_fold(ctx: RunContext, prep: Prepared, fold: Fold) -> dict:
 
     out_dir = ctx.folder.file("pruned", "folds", fold.name)
@@ -81,7 +72,9 @@ def prune_fold(ctx: RunContext, prep: Prepared, fold: Fold) -> dict:
     model = load_model(source)
     outputs = declared_outputs(ctx)
     pruned, report = _prune(ctx, model, outputs)
-    before = _trained_metrics(ctx, prep, fold, model, outputs)
+    # the unpruned model's scores: the train stage's own evaluation of this very model (a fold's
+    # metrics.json is written before its training counts as done, so it is always there)
+    before = read_json(train_root(ctx) / "folds" / fold.name / "metrics.json")
     after_prune = evaluate_fold(pruned, prep, fold, ctx.recipe, outputs=outputs)
     ft = ctx.recipe.prune.finetune_plan(ctx.recipe.train)
     if ft["fresh_head"]:

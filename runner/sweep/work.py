@@ -79,7 +79,7 @@ def _run_folder(trial_dir: Path, loaded: Any, reuses: str | None = None) -> Any:
 
     for manifest in sorted(trial_dir.glob("*/manifest.json"), reverse=True):
         folder = RunFolder.open(manifest.parent)
-        if loaded.matches(folder.manifest["recipe_hash"]):
+        if folder.manifest["recipe_hash"] == loaded.hash:
             return folder
     stages = [s for s in plan(loaded.recipe) if reuses is None or s not in ("data", "train")]
     folder = RunFolder.create(loaded, stages, parent=trial_dir)
