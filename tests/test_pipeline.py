@@ -78,6 +78,17 @@ def test_train_stream_is_deterministic_for_a_seed(tmp_path):
     assert a[0].shape == (4, 4, 16, 12, 1)
 
 
+def test_pipelines_run_without_the_autotuning_thread(tmp_path):
+    """Deleting an iterator whose autotuning thread ran for minutes waited for it (up to a minute
+    at the end of every fit); the pipelines therefore do without it."""
+    _, store = _store(_tree(tmp_path / "c"), tmp_path, cache="none")
+    pos, labels = np.arange(9), np.arange(9) % 3
+    train = train_dataset(store, pos, labels, kind="clip3d", frames=4, batch_size=4, seed=0)
+    evaluation, _ = eval_dataset(store, pos, None, kind="clip3d", frames=4, stride=3, batch_size=4)
+    for ds in (train, evaluation):
+        assert ds.options().autotune.enabled is False
+
+
 def test_eval_windows_cover_every_sample_in_order(tmp_path):
     _, store = _store(_tree(tmp_path / "c"), tmp_path, cache="none")
     ds, owners = eval_dataset(store, np.array([0, 4]), None, kind="clip3d", frames=4, stride=3, batch_size=16)

@@ -126,7 +126,12 @@ class _Windows:
             return x if target is None else (x, target(pos))
 
         ds = ds.batch(batch_size).map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return ds.prefetch(tf.data.AUTOTUNE)
+        # no autotuning thread: with it, deleting an iterator that ran for minutes (the end of
+        # every fit) waited up to a minute for it (31 s after a 36-epoch fit); without it, AUTOTUNE
+        # means one call per core, and prefetching stays on
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 def _ram_reader(store: ClipStore, window: int) -> Callable[[Any, Any], Any]:
