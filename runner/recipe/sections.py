@@ -110,7 +110,9 @@ class Train(Strict):
     schedule: Schedule = Field(default_factory=Schedule)
     early_stopping: EarlyStopping | None = None
     class_weights: Literal["none", "balanced"] | dict[str, float] = "none"
-    mixed_precision: bool = False
+    mixed_precision: bool | Literal["float16", "bfloat16", "auto"] = Field(
+        False, description="compute in float16 (true) or bfloat16, variables in float32; auto: float16 on "
+                           "a GPU, bfloat16 on a CPU with AMX/AVX-512 BF16, else off. Saved models are float32")
     deterministic: bool = Field(False, description="TensorFlow op determinism (slower, repeatable)")
     strategy: Literal["auto", "mirrored"] = Field("auto", description="mirrored: all local GPUs")
     tensorboard: bool = True

@@ -84,7 +84,7 @@ def prune_fold(ctx: RunContext, prep: Prepared, fold: Fold) -> dict:
     else:
         if ft["epochs"] > 0:
             pruned = train_one(ctx, prep, fold, out_dir, epochs=ft["epochs"], initial=pruned, finetune=ft)
-        finish_fold(out_dir, pruned)
+        pruned = finish_fold(out_dir, pruned)
     after = evaluate_fold(pruned, prep, fold, ctx.recipe, outputs=outputs)
     result = {"fold": fold.name, "report": report, "before": headline(before),
               "after_pruning": headline(after_prune), "after_finetune": headline(after), "metrics": after}

@@ -14,7 +14,7 @@ from ..atomic import read_json
 from ..data.pipeline import oversampled
 from ..keras_io import load_model
 from ..outputs import declared_outputs
-from ..train import distributed, parts, setup
+from ..train import distributed, parts, precision, setup
 from ..train.evaluation import evaluate_fold
 from ..train.fold import FitPlan, finish_fold, fit_fold, resume_point
 from ..train.splits import describe, make_splits
@@ -32,6 +32,7 @@ def train_one(ctx: RunContext, prep: Prepared, fold: Fold, folder: Any, *, epoch
     with the optimizer, lr and schedule of ``finetune`` (``PruneBase.finetune_plan``)."""
     recipe, train = ctx.recipe, ctx.recipe.train
     done, checkpoint, history = resume_point(folder)
+    setup.set_precision(train)
     optimizer, lr = (finetune["optimizer"], finetune["lr"]) if finetune else (train.optimizer.name, train.optimizer.lr)
     with setup.distribution_scope(train):
         model = parts.build_model(ctx, prep, checkpoint, initial)
@@ -64,6 +65,7 @@ def run_fold(ctx: RunContext, prep: Prepared, fold: Fold, cluster: str | None = 
     if (folder / "metrics.json").is_file():
         return read_json(folder / "metrics.json")  # finished before an interruption
     folder.mkdir(parents=True, exist_ok=True)
+    trained_in = precision.policy_name(ctx.recipe.train.mixed_precision)
     if (folder / "model.keras").is_file():  # trained; the process died while evaluating it
         model = load_model(folder / "model.keras")
     elif cluster is not None:  # train.distributed: Ray Train workers write the fold's files
@@ -72,8 +74,10 @@ def run_fold(ctx: RunContext, prep: Prepared, fold: Fold, cluster: str | None = 
         model = load_model(folder / "model.keras")
     else:
         model = train_one(ctx, prep, fold, folder, epochs=ctx.recipe.train.epochs)
-        finish_fold(folder, model)
+        trained_in = precision.policy_of(model)
+        model = finish_fold(folder, model)  # float32 from here on
     metrics = {"fold": fold.name, "train_samples": len(fold.train), "val_samples": len(fold.val),
+               "training_precision": trained_in,
                **evaluate_fold(model, prep, fold, ctx.recipe, outputs=declared_outputs(ctx),
                                save_to=folder / "embeddings.npz")}
     ctx.folder.write_json(f"folds/{fold.name}/metrics.json", metrics)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_path, read_json, write_json, write_text
+from .precision import FLOAT32, with_policy
 
 
 @dataclass
@@ -92,9 +93,12 @@ def fit_fold(train_model: Any, full_model: Any, train_ds: Any, val_ds: Any, plan
     return rows
 
 
-def finish_fold(folder: Path, full_model: Any) -> None:
-    """Save the fold's final model and drop the resume checkpoints."""
+def finish_fold(folder: Path, full_model: Any) -> Any:
+    """Save the fold's final model in float32 (whatever precision trained it), drop the resume
+    checkpoints and return the saved model."""
+    full_model = with_policy(full_model, FLOAT32)
     with atomic_path(folder / "model.keras", suffix=".keras") as tmp:
         full_model.save(tmp)
     for old in folder.glob("checkpoint-*.keras"):
         old.unlink(missing_ok=True)
+    return full_model

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..data.pipeline import Augmenter, eval_dataset, train_dataset
 from ..keras_io import load_model
-from . import setup
+from . import precision, setup
 
 
 def augmenters(ctx: Any) -> list[Augmenter]:
@@ -37,8 +37,10 @@ def build_model(ctx: Any, prep: Any, checkpoint: Any, initial: Any = None) -> An
     """The fold's model: loaded from ``checkpoint``, else ``initial``, else built by the architecture."""
     if checkpoint is not None:
         return load_model(checkpoint)
-    if initial is not None:
-        return initial
+    if initial is not None:  # e.g. a pruned float32 model: fine-tuned in the training precision
+        import keras
+
+        return precision.with_policy(initial, keras.mixed_precision.global_policy().name)
     arch = ctx.regs["architectures"].get(ctx.recipe.model.arch)
     return arch.impl("build")(input_shape=prep.input_shape, num_classes=len(prep.class_names),
                               params=ctx.recipe.model.params)

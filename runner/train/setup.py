@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from . import precision
+
 
 def make_optimizer(name: str, lr: float, cfg: Any) -> Any:
     import keras
@@ -135,7 +137,17 @@ def configure_tensorflow(train: Any, seed: int) -> None:
     keras.utils.set_random_seed(seed)
     if train.deterministic:
         tf.config.experimental.enable_op_determinism()
-    keras.mixed_precision.set_global_policy("mixed_float16" if train.mixed_precision else "float32")
+    set_precision(train)
+
+
+def set_precision(train: Any) -> str:
+    """Set the Keras dtype policy ``train.mixed_precision`` means here and return its name; again
+    before each fit: ``keras.backend.clear_session()`` between folds resets it to float32."""
+    import keras
+
+    policy = precision.policy_name(train.mixed_precision)
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
 
 
 def distribution_scope(train: Any) -> Any:
