@@ -47,9 +47,9 @@ FIGURES = (("rank1_nm", "rank-1 NM"), ("rank1_bg", "rank-1 BG"), ("rank1_cl", "r
 def machine() -> str:
     """CPU model, its VNNI flags (INT8 speed), its bfloat16 flags (``mixed_precision: auto``
     trains in bfloat16 where they are) and the load, for the record."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    from gaitrun.cpu import cpu_flags, cpu_model
+
+    model, flags = cpu_model(), cpu_flags()
     have = ", ".join(f"{f}={'yes' if f in flags else 'no'}"
                      for f in ("avx512_vnni", "avx_vnni", "amx_bf16", "avx512_bf16"))
     return f"{model} ({os.cpu_count()} cores; {have}); load {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}"

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .atomic import read_json
+from .cpu import cpu_flags, cpu_model
 
 
 def untabled_rows(folder: Path, model_path: Path) -> list[dict]:
@@ -94,18 +95,8 @@ def _rel(path: Path, root: Path) -> str:
 
 def cpu_info() -> dict[str, Any]:
     """The CPU model and whether it has int8 dot-product instructions (they change INT8 speed)."""
-    flags: set[str] = set()
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model == "unknown":
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
-    return {"model": model, "cores": os.cpu_count(), "avx512_vnni": "avx512_vnni" in flags,
+    flags = cpu_flags()
+    return {"model": cpu_model(), "cores": os.cpu_count(), "avx512_vnni": "avx512_vnni" in flags,
             "avx_vnni": "avx_vnni" in flags, "avx512f": "avx512f" in flags}
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from runner.cpu import cpu_flags
 from runner.train import precision
 
 
@@ -32,8 +33,8 @@ def test_cpu_flags_read_from_cpuinfo(tmp_path):
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu avx2 amx_bf16 avx512_bf16\n\n"
                     "processor\t: 1\nflags\t\t: fpu\n")
-    assert precision.cpu_flags(info) == {"fpu", "avx2", "amx_bf16", "avx512_bf16"}
-    assert precision.cpu_flags(tmp_path / "missing") == set()
+    assert cpu_flags(info) == {"fpu", "avx2", "amx_bf16", "avx512_bf16"}
+    assert cpu_flags(tmp_path / "missing") == set()
 
 
 def _small_model():

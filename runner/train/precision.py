@@ -8,24 +8,14 @@ runtimes never see the training precision.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
+
+from ..cpu import cpu_flags
+from ..prune.graph import output_keys
 
 FLOAT32 = "float32"
 _NAMED = {False: FLOAT32, True: "mixed_float16", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 _BF16_FLAGS = {"amx_bf16", "avx512_bf16"}
-
-
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
-    """The CPU's feature flags (empty where /proc/cpuinfo does not exist)."""
-    try:
-        text = cpuinfo.read_text(errors="replace")
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.partition(":")[2].split())
-    return set()
 
 
 def policy_name(setting: bool | str, *, has_gpu: bool | None = None, flags: set[str] | None = None) -> str:
@@ -57,11 +47,11 @@ def with_policy(model: Any, policy: str) -> Any:
 
     if policy_of(model) == policy:
         return model
-    outputs = {id(t._keras_history.operation) for t in model.outputs}
+    outputs = {key[0] for key in output_keys(model)}  # names of the layers making the outputs
 
     def clone(layer: Any) -> Any:
         config = layer.get_config()
-        if not isinstance(layer, keras.layers.InputLayer) and id(layer) not in outputs:
+        if not isinstance(layer, keras.layers.InputLayer) and layer.name not in outputs:
             config["dtype"] = policy
         return layer.__class__.from_config(config)
 

@@ -140,14 +140,12 @@ def configure_tensorflow(train: Any, seed: int) -> None:
     set_precision(train)
 
 
-def set_precision(train: Any) -> str:
-    """Set the Keras dtype policy ``train.mixed_precision`` means here and return its name; again
-    before each fit: ``keras.backend.clear_session()`` between folds resets it to float32."""
+def set_precision(train: Any) -> None:
+    """Set the Keras dtype policy ``train.mixed_precision`` means here; again before each fit:
+    ``keras.backend.clear_session()`` between folds resets it to float32."""
     import keras
 
-    policy = precision.policy_name(train.mixed_precision)
-    keras.mixed_precision.set_global_policy(policy)
-    return policy
+    keras.mixed_precision.set_global_policy(precision.policy_name(train.mixed_precision))
 
 
 def distribution_scope(train: Any) -> Any:
