@@ -157,11 +157,13 @@ def _recipe(tmp_path, prune: str, train: str = "train: {epochs: 23, optimizer: {
 def test_finetune_defaults_rewind_the_training_lr_over_two_fifths_of_its_epochs(tmp_path):
     recipe = _recipe(tmp_path, "prune: {percentile: 40}")
     assert recipe.prune.finetune_plan(recipe.train) == {
-        "epochs": 9, "lr": 0.02, "schedule": "cosine", "optimizer": "sgd", "fresh_head": False}
+        "epochs": 9, "lr": 0.02, "schedule": "cosine", "optimizer": "sgd", "fresh_head": False,
+        "recalibrate_bn": 20}
     recipe = _recipe(tmp_path, "prune: {percentile: 40, finetune: {epochs: 0, lr: 0.001, schedule: constant, "
-                               "optimizer: adam}}", train="train: {epochs: 2}")
+                               "optimizer: adam, recalibrate_bn: 0}}", train="train: {epochs: 2}")
     assert recipe.prune.finetune_plan(recipe.train) == {
-        "epochs": 0, "lr": 0.001, "schedule": "constant", "optimizer": "adam", "fresh_head": False}
+        "epochs": 0, "lr": 0.001, "schedule": "constant", "optimizer": "adam", "fresh_head": False,
+        "recalibrate_bn": 0}
     recipe = _recipe(tmp_path, "prune: {percentile: 40}", train="train: {epochs: 1}")
     assert recipe.prune.finetune_plan(recipe.train)["epochs"] == 1  # at least one
 

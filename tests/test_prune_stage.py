@@ -17,7 +17,7 @@ RECIPE = """\
 name: digits_prune
 seed: 5
 data: {adapter: digits, modality: rgb, clip: {frames: 1, size: [8, 8]}, cache: none, max_samples: 400}
-model: {arch: simple_cnn, params: {width: 0.5}}
+model: {arch: simple_cnn, params: {width: 0.5, batch_norm: true}}
 train: {epochs: 2, batch_size: 32, optimizer: {name: adam, lr: 0.003}}
 cv: {scheme: stratified_kfold, folds: 2}
 prune: {percentile: 30, scope: per_layer, finetune: {epochs: 1, lr: 0.001}}
@@ -48,7 +48,11 @@ def test_prune_stage_then_prune_again(tmp_path):
     assert totals["filters"]["after"] < totals["filters"]["before"]
     assert {"before", "after_pruning", "after_finetune"} <= set(pruning)
     assert pruning["finetune"] == {"epochs": 1, "lr": 0.001, "schedule": "cosine", "optimizer": "adam",
-                                   "fresh_head": False}
+                                   "fresh_head": False, "recalibrate_bn": 20}
+    # BatchNorm statistics re-estimated after surgery on the fold's 200 training images: the 20
+    # batches asked for, cut to the 7 batches of 32 there are
+    fold_metrics = json.loads((run / "pruned" / "folds" / "0" / "metrics.json").read_text())
+    assert fold_metrics["bn_recalibration_batches"] == 7
     history = (run / "pruned" / "folds" / pruning["best_fold"] / "history.csv").read_text().splitlines()
     assert len(history) == 2 and float(history[1].split(",")[-1]) == pytest.approx(0.001)  # fine-tuned at its lr
     assert (run / "pruned" / "model.keras").is_file() and (run / "plots" / "filters_kept.png").is_file()

@@ -181,6 +181,9 @@ class Finetune(Strict):
     optimizer: Literal["adam", "sgd", "rmsprop", "adamw"] | None = Field(
         None, description="default: the train optimizer")
     fresh_head: bool = Field(False, description="re-initialise the softmax layer, as Embedded-Gait does")
+    recalibrate_bn: int = Field(20, ge=0, le=100_000, description=(
+        "batches of training windows that re-estimate every BatchNormalization's moving statistics "
+        "after surgery, before fine-tuning (adaptive BN); 0 = off"))
 
 
 class PruneBase(Strict):
@@ -191,7 +194,8 @@ class PruneBase(Strict):
         ft = self.finetune
         return {"epochs": ft.epochs if ft.epochs is not None else max(1, round(train.epochs * 2 / 5)),
                 "lr": ft.lr if ft.lr is not None else train.optimizer.lr, "schedule": ft.schedule,
-                "optimizer": ft.optimizer or train.optimizer.name, "fresh_head": ft.fresh_head}
+                "optimizer": ft.optimizer or train.optimizer.name, "fresh_head": ft.fresh_head,
+                "recalibrate_bn": ft.recalibrate_bn}
 
 
 # --- deploy (plugin keys are added beside these) ----------------------------------------

@@ -1,7 +1,8 @@
 """The prune stage: for every fold, prune the trained model with the recipe's pruner (a
-physically smaller model), score it, fine-tune it, and score it again with the same
-evaluation as the unpruned model. Writes ``pruned/`` (model.keras of the best fold,
-pruning.json, folds/<k>/) and ``plots/filters_kept.png``."""
+physically smaller model), re-estimate its BatchNorm statistics, score it, fine-tune it, and
+score it again with the same evaluation as the unpruned model. Writes
+``pruned/`` (model.keras of the best fold, pruning.json, folds/<k>/) and
+``plots/filters_kept.png``."""
 
 from __future__ import annotations
 
@@ -58,6 +59,24 @@ def _prune(ctx: RunContext, model: keras.Model, outputs: Outputs) -> tuple[keras
     return pruned, report
 
 
+def _recalibrate_bn(ctx: RunContext, prep: Prepared, fold: Fold, model: keras.Model, batches: int) -> int:
+    """Re-estimate ``model``'s BatchNorm statistics on ``batches`` batches of windows of the
+    fold's training split (seeded, not augmented, in random order: batches of one subject would
+    understate the variance); returns the batches used."""
+    from ..data.pipeline import eval_dataset
+    from ..prune.batchnorm import recalibrate_batchnorm
+
+    if batches == 0:
+        return 0
+    recipe = ctx.recipe
+    size = recipe.train.batch_size
+    rng = np.random.default_rng(recipe.seed)
+    picks = rng.choice(fold.train, size=min(len(fold.train), batches * size), replace=False)
+    ds, _ = eval_dataset(prep.store, picks, None, kind=prep.kind, frames=recipe.data.clip.frames,
+                         stride=recipe.data.clip.stride, pad=recipe.data.clip.pad, batch_size=size)
+    return recalibrate_batchnorm(model, ds.take(batches))
+
+
 def prune_fold(ctx: RunContext, prep: Prepared, fold: Fold) -> dict:
 
     out_dir = ctx.folder.file("pruned", "folds", fold.name)
@@ -75,8 +94,9 @@ def prune_fold(ctx: RunContext, prep: Prepared, fold: Fold) -> dict:
     # the unpruned model's scores: the train stage's own evaluation of this very model (a fold's
     # metrics.json is written before its training counts as done, so it is always there)
     before = read_json(train_root(ctx) / "folds" / fold.name / "metrics.json")
-    after_prune = evaluate_fold(pruned, prep, fold, ctx.recipe, outputs=outputs)
     ft = ctx.recipe.prune.finetune_plan(ctx.recipe.train)
+    recalibrated = _recalibrate_bn(ctx, prep, fold, pruned, ft["recalibrate_bn"])
+    after_prune = evaluate_fold(pruned, prep, fold, ctx.recipe, outputs=outputs)
     if ft["fresh_head"]:
         _fresh_head(pruned, outputs)
     if (out_dir / "model.keras").is_file():  # fine-tuned; the process died while evaluating it
@@ -87,6 +107,7 @@ def prune_fold(ctx: RunContext, prep: Prepared, fold: Fold) -> dict:
         pruned = finish_fold(out_dir, pruned)
     after = evaluate_fold(pruned, prep, fold, ctx.recipe, outputs=outputs)
     result = {"fold": fold.name, "report": report, "before": headline(before),
+              "bn_recalibration_batches": recalibrated,
               "after_pruning": headline(after_prune), "after_finetune": headline(after), "metrics": after}
     ctx.folder.write_json(f"pruned/folds/{fold.name}/metrics.json", result)
     release()
