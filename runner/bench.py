@@ -1,8 +1,9 @@
 """Inference benchmark of a run: every row of its trade-off table (``gaitrun.tradeoff``: the
 unpruned and pruned Keras models and each exported variant, run by the deploy target's
 ``runtime`` hook) -- or, for a run without one, the Keras model and the recorded export --
-at each of ``deploy.batch_sizes``: latency p50/p95 and throughput after warm-up, with the
-thread count and the CPU (model, int8 dot-product flags) recorded."""
+at each of ``deploy.batch_sizes``: latency p50/p95 and throughput after warm-up, the rows timed
+in interleaved rounds (``time_interleaved``), with the thread count and the CPU (model, int8
+dot-product flags) recorded."""
 
 from __future__ import annotations
 
@@ -32,21 +33,41 @@ def untabled_rows(folder: Path, model_path: Path) -> list[dict]:
     return rows
 
 
-def time_runner(run: Callable[[np.ndarray], Any], x: np.ndarray, *, warmup: int, iterations: int) -> dict[str, float]:
-    for _ in range(warmup):
-        run(x)
-    times = []
-    for _ in range(iterations):
-        start = time.perf_counter()
-        out = run(x)
-        if hasattr(out, "numpy"):
-            out.numpy()
-        times.append((time.perf_counter() - start) * 1000.0)
-    times.sort()
+BLOCK = 5  # calls of one runner in a row, within a round of the interleaved timing
+
+
+def time_interleaved(runs: dict[str, Callable[[np.ndarray], Any]], x: np.ndarray, *, warmup: int,
+                     iterations: int, block: int = BLOCK) -> dict[str, dict[str, float]]:
+    """Latency and throughput of every runner on ``x``. After ``warmup`` calls each, the runners
+    are timed in rounds, ``block`` calls of each in turn, until each has ``iterations`` calls:
+    load that comes and goes on a shared machine then hits every runner alike, so their ratios
+    (the trade-off table's speed-ups) hold, where timing one runner after the other let a busy
+    moment fall on one of them (the main job's pruned INT8 at batch 1: 1.57-1.75 ms by run)."""
+    for run in runs.values():
+        for _ in range(warmup):
+            _call(run, x)
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    while any(len(t) < iterations for t in times.values()):
+        for name, run in runs.items():
+            for _ in range(min(block, iterations - len(times[name]))):
+                start = time.perf_counter()
+                _call(run, x)
+                times[name].append((time.perf_counter() - start) * 1000.0)
+    return {name: _figures(t, len(x)) for name, t in times.items()}
+
+
+def _call(run: Callable[[np.ndarray], Any], x: np.ndarray) -> None:
+    out = run(x)
+    if hasattr(out, "numpy"):  # an eager tensor: wait for the value
+        out.numpy()
+
+
+def _figures(times: list[float], batch: int) -> dict[str, float]:
+    times = sorted(times)
     p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
     mean = statistics.fmean(times)
     return {"p50_ms": statistics.median(times), "p95_ms": p95, "mean_ms": mean,
-            "throughput_per_s": len(x) * 1000.0 / mean}
+            "throughput_per_s": batch * 1000.0 / mean}
 
 
 def run_bench(folder: Path, model_path: Path, input_shape: tuple[int, ...], deploy: Any, seed: int,
@@ -58,18 +79,21 @@ def run_bench(folder: Path, model_path: Path, input_shape: tuple[int, ...], depl
     rows = read_json(table)["rows"] if table.is_file() else untabled_rows(folder, model_path)
     rng = np.random.default_rng(seed)
     inputs = {b: rng.standard_normal((b, *input_shape)).astype(np.float32) for b in deploy.batch_sizes}
-    results = []
+    runs = {}
     for row in rows:
         artifact = folder / row["artifact"]
         factory = _runtime(row, artifact, runtime)
-        if factory is None:
+        if factory is not None:
+            runs[row["name"]] = factory(artifact, threads=threads)
+    timed = {batch: time_interleaved(runs, x, warmup=deploy.bench.warmup, iterations=deploy.bench.iterations)
+             for batch, x in inputs.items()}
+    results = []
+    for row in rows:
+        if row["name"] not in runs:
             continue
-        run = factory(artifact, threads=threads)
-        row["latency"] = {}
-        for batch, x in inputs.items():
-            figures = time_runner(run, x, warmup=deploy.bench.warmup, iterations=deploy.bench.iterations)
-            row["latency"][str(batch)] = figures
-            results.append({"backend": row["name"], "artifact": row["artifact"], "batch_size": batch, **figures})
+        row["latency"] = {str(batch): timed[batch][row["name"]] for batch in inputs}
+        results.extend({"backend": row["name"], "artifact": row["artifact"], "batch_size": batch,
+                        **timed[batch][row["name"]]} for batch in inputs)
     out = {"threads": threads, "warmup": deploy.bench.warmup, "iterations": deploy.bench.iterations,
            "input_shape": list(input_shape), "batch_sizes": list(deploy.batch_sizes), "cpu": cpu_info(),
            "results": results}

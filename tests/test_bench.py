@@ -9,6 +9,7 @@ import json
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from gaitrun.bench import run_bench, untabled_rows
 
@@ -51,3 +52,23 @@ def test_the_target_runtime_hook_runs_its_artefact(tmp_path):
     assert calls == [("engine.bin", 1)]
     assert [(r["backend"], r["batch_size"]) for r in bench["results"]] == [
         ("keras", 1), ("keras", 2), ("acme (fp32)", 1), ("acme (fp32)", 2)]
+
+
+def test_runners_are_timed_in_interleaved_rounds():
+    from gaitrun.bench import time_interleaved
+
+    calls = []
+
+    def runner(name):
+        def run(x):
+            calls.append(name)
+            return x
+        return run
+
+    x = np.zeros((4, 3), np.float32)
+    figures = time_interleaved({"a": runner("a"), "b": runner("b")}, x, warmup=2, iterations=7, block=3)
+    # warm-up of each, then rounds of 3 calls of each in turn until each has 7 timed calls
+    assert "".join(calls) == "aabb" + "aaabbb" + "aaabbb" + "ab"
+    assert set(figures) == {"a", "b"}
+    for f in figures.values():
+        assert 0 < f["p50_ms"] <= f["p95_ms"] and f["throughput_per_s"] == pytest.approx(4000 / f["mean_ms"])
