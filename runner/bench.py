@@ -33,22 +33,30 @@ def untabled_rows(folder: Path, model_path: Path) -> list[dict]:
     return rows
 
 
-BLOCK = 5  # calls of one runner in a row, within a round of the interleaved timing
+BLOCK = 10  # timed calls of one runner in a row, within a round of the interleaved timing
+SETTLE = 2  # untimed calls before each block: the previous runner's threads may still be spinning
 
 
 def time_interleaved(runs: dict[str, Callable[[np.ndarray], Any]], x: np.ndarray, *, warmup: int,
-                     iterations: int, block: int = BLOCK) -> dict[str, dict[str, float]]:
+                     iterations: int, block: int = BLOCK, settle: int = SETTLE) -> dict[str, dict[str, float]]:
     """Latency and throughput of every runner on ``x``. After ``warmup`` calls each, the runners
     are timed in rounds, ``block`` calls of each in turn, until each has ``iterations`` calls:
     load that comes and goes on a shared machine then hits every runner alike, so their ratios
     (the trade-off table's speed-ups) hold, where timing one runner after the other let a busy
-    moment fall on one of them (the main job's pruned INT8 at batch 1: 1.57-1.75 ms by run)."""
+    moment fall on one of them (the main job's pruned INT8 at batch 1: 1.57-1.75 ms by run).
+    Each block starts with ``settle`` untimed calls: ONNX Runtime's and TensorFlow's pool threads
+    spin for a while after a call, and with blocks of 5 and no settling, the calls right after
+    another runner's measured up to 3x slower at batch 1 on 2 cores."""
     for run in runs.values():
         for _ in range(warmup):
             _call(run, x)
     times: dict[str, list[float]] = {name: [] for name in runs}
     while any(len(t) < iterations for t in times.values()):
         for name, run in runs.items():
+            if len(times[name]) >= iterations:
+                continue
+            for _ in range(settle):
+                _call(run, x)
             for _ in range(min(block, iterations - len(times[name]))):
                 start = time.perf_counter()
                 _call(run, x)

@@ -66,9 +66,11 @@ def test_runners_are_timed_in_interleaved_rounds():
         return run
 
     x = np.zeros((4, 3), np.float32)
-    figures = time_interleaved({"a": runner("a"), "b": runner("b")}, x, warmup=2, iterations=7, block=3)
-    # warm-up of each, then rounds of 3 calls of each in turn until each has 7 timed calls
-    assert "".join(calls) == "aabb" + "aaabbb" + "aaabbb" + "ab"
+    figures = time_interleaved({"a": runner("a"), "b": runner("b")}, x, warmup=2, iterations=7, block=3,
+                               settle=1)
+    # warm-up of each, then rounds of (1 untimed + 3 timed) calls of each in turn until each has
+    # 7 timed calls
+    assert "".join(calls) == "aabb" + "aaaabbbb" + "aaaabbbb" + "aabb"
     assert set(figures) == {"a", "b"}
     for f in figures.values():
         assert 0 < f["p50_ms"] <= f["p95_ms"] and f["throughput_per_s"] == pytest.approx(4000 / f["mean_ms"])

@@ -58,7 +58,8 @@ class Params(BaseModel):
         return {True: "always", False: "never"}.get(value, value) if isinstance(value, bool) else value
 
     fold_linear: bool = Field(True, description="fold consecutive linear layers (no activation between) "
-                                                "into one matrix (exact up to float rounding; faster)")
+                                                "into one matrix, and a BatchNorm into the convolution "
+                                                "before it (exact up to float rounding; faster)")
 
 
 def export(model: Any, *, params: Params, ctx: Any) -> dict[str, Any]:

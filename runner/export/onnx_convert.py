@@ -13,7 +13,8 @@ faster CPU kernels (see ``gaitrun.export.conv3d_as_2d``); TensorRT has fast 3-D 
 gets the graph as converted. With ``pad_channels`` the 2-D convolutions whose input channel count
 misses ONNX Runtime's blocked kernel get zero channels added (``gaitrun.export.pad_channels``).
 With ``fold_linear`` consecutive fully connected layers with no activation between them become
-one (``gaitrun.export.fold_linear``).
+one (``gaitrun.export.fold_linear``), and a BatchNormalization's scale and shift after a
+convolution go into its weights (``gaitrun.export.fold_batchnorm``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def keras_to_onnx(model: Any, final: Path, *, input_name: str, opset: int, conv3
     import onnx
 
     from .conv3d_as_2d import rewrite_conv3d
+    from .fold_batchnorm import fold_conv_scale_shift
     from .fold_linear import fold_linear_chains
     from .pad_channels import pad_conv_inputs
     from .pad_policy import measured_padding
@@ -51,6 +53,7 @@ def keras_to_onnx(model: Any, final: Path, *, input_name: str, opset: int, conv3
         _name_input(proto, input_name)
         _name_batch_axis(proto)
         if fold_linear:
+            fold_conv_scale_shift(proto)  # first: conv3d_as_2d then sees Conv -> Relu
             fold_linear_chains(proto)
         padding: dict[str, Any] = {}
         finish = rewrite_conv3d if conv3d_as_2d else (lambda p: p)
