@@ -34,19 +34,22 @@ def untabled_rows(folder: Path, model_path: Path) -> list[dict]:
 
 
 BLOCK = 10  # timed calls of one runner in a row, within a round of the interleaved timing
-SETTLE = 2  # untimed calls before each block: the previous runner's threads may still be spinning
+SETTLE = 2  # untimed calls before each block, at least: the previous runner's threads may still spin
+SETTLE_S = 0.05  # ... and untimed calls for at least this long
 
 
 def time_interleaved(runs: dict[str, Callable[[np.ndarray], Any]], x: np.ndarray, *, warmup: int,
-                     iterations: int, block: int = BLOCK, settle: int = SETTLE) -> dict[str, dict[str, float]]:
+                     iterations: int, block: int = BLOCK, settle: int = SETTLE,
+                     settle_s: float = SETTLE_S) -> dict[str, dict[str, float]]:
     """Latency and throughput of every runner on ``x``. After ``warmup`` calls each, the runners
     are timed in rounds, ``block`` calls of each in turn, until each has ``iterations`` calls:
     load that comes and goes on a shared machine then hits every runner alike, so their ratios
     (the trade-off table's speed-ups) hold, where timing one runner after the other let a busy
     moment fall on one of them (the main job's pruned INT8 at batch 1: 1.57-1.75 ms by run).
-    Each block starts with ``settle`` untimed calls: ONNX Runtime's and TensorFlow's pool threads
-    spin for a while after a call, and with blocks of 5 and no settling, the calls right after
-    another runner's measured up to 3x slower at batch 1 on 2 cores."""
+    Each block starts with untimed calls (``settle`` of them and for ``settle_s`` seconds at
+    least): ONNX Runtime's and TensorFlow's pool threads spin for a while after a call, and with
+    blocks of 5 and no settling, the calls right after another runner's measured up to 3x slower
+    at batch 1 on 2 cores."""
     for run in runs.values():
         for _ in range(warmup):
             _call(run, x)
@@ -55,8 +58,10 @@ def time_interleaved(runs: dict[str, Callable[[np.ndarray], Any]], x: np.ndarray
         for name, run in runs.items():
             if len(times[name]) >= iterations:
                 continue
-            for _ in range(settle):
+            start, calls = time.perf_counter(), 0
+            while calls < settle or time.perf_counter() - start < settle_s:
                 _call(run, x)
+                calls += 1
             for _ in range(min(block, iterations - len(times[name]))):
                 start = time.perf_counter()
                 _call(run, x)

@@ -67,10 +67,29 @@ def test_runners_are_timed_in_interleaved_rounds():
 
     x = np.zeros((4, 3), np.float32)
     figures = time_interleaved({"a": runner("a"), "b": runner("b")}, x, warmup=2, iterations=7, block=3,
-                               settle=1)
+                               settle=1, settle_s=0.0)
     # warm-up of each, then rounds of (1 untimed + 3 timed) calls of each in turn until each has
     # 7 timed calls
     assert "".join(calls) == "aabb" + "aaaabbbb" + "aaaabbbb" + "aabb"
     assert set(figures) == {"a", "b"}
     for f in figures.values():
         assert 0 < f["p50_ms"] <= f["p95_ms"] and f["throughput_per_s"] == pytest.approx(4000 / f["mean_ms"])
+
+
+def test_each_block_settles_for_a_while_before_it_is_timed():
+    import time as clock
+
+    from gaitrun.bench import time_interleaved
+
+    starts = []
+
+    def slow(x):  # ~5 ms a call
+        starts.append(clock.perf_counter())
+        clock.sleep(0.005)
+        return x
+
+    time_interleaved({"a": slow}, np.zeros((1, 2), np.float32), warmup=0, iterations=2, block=2,
+                     settle=1, settle_s=0.03)
+    # untimed calls for 30 ms (more than the 1 asked for at least), then the 2 timed ones
+    assert len(starts) >= 2 + 2
+    assert starts[-2] - starts[0] >= 0.03
