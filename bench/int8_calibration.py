@@ -43,6 +43,7 @@ def compare(run: Path, *, model: str, stride: int | None, methods: list[str]) ->
     from gaitrun.export.parity import run_onnx
     from gaitrun.export.quantize import quantize_int8
     from gaitrun.stages.data import prepared
+    from gaitrun.tradeoff import sequence_accuracy
     from gaitrun.train.evaluation import per_sample
 
     ctx = _context(run)
@@ -54,8 +55,7 @@ def compare(run: Path, *, model: str, stride: int | None, methods: list[str]) ->
     src = run / "export" / "variants" / f"{model}-fp32" / "model.fp32.onnx"
     name = onnx.load(str(src)).graph.input[0].name
     fp32 = run_onnx(src, x)
-    seq32, positions = per_sample(fp32, owners)
-    labels = prep.labels[positions]
+    seq32, _ = per_sample(fp32, owners)
     rows = []
     with tempfile.TemporaryDirectory() as work:
         for entry in methods:
@@ -69,11 +69,11 @@ def compare(run: Path, *, model: str, stride: int | None, methods: list[str]) ->
             seq8, _ = per_sample(int8, owners)
             rows.append({"run": run.name, "model": model, "calibration": entry, "windows": len(x),
                          "window_changes": int(np.sum(int8.argmax(-1) != fp32.argmax(-1))),
-                         "sequences": len(labels),
+                         "sequences": len(seq32),
                          "sequence_changes": int(np.sum(seq8.argmax(-1) != seq32.argmax(-1))),
                          "mean_abs_change": round(float(np.abs(int8 - fp32).mean()), 4),
-                         "accuracy_fp32": round(float(np.mean(seq32.argmax(-1) == labels)), 4),
-                         "accuracy_int8": round(float(np.mean(seq8.argmax(-1) == labels)), 4),
+                         "accuracy_fp32": round(sequence_accuracy(fp32, owners, ctx), 4),
+                         "accuracy_int8": round(sequence_accuracy(int8, owners, ctx), 4),
                          "quantize_s": round(took, 1)})
     return rows
 

@@ -30,6 +30,7 @@ def fold_conv_scale_shift(proto: Any) -> int:
     inits = {i.name: i for i in graph.initializer}
     taken = set(inits) | {n for node in graph.node for n in (*node.input, *node.output)}
     outputs = {o.name for o in graph.output}
+    readers_of = consumers(graph)  # stays right: a folded Conv takes over its reader's output name
     folded = 0
     for conv in [n for n in graph.node if n.op_type == "Conv"]:
         if conv.input[1] not in inits or (len(conv.input) > 2 and conv.input[2] not in inits):
@@ -39,7 +40,7 @@ def fold_conv_scale_shift(proto: Any) -> int:
         bias = array(inits[conv.input[2]]).astype(np.float64) if len(conv.input) > 2 else np.zeros(channels)
         changed = False
         for op in ("Mul", "Add"):
-            readers = consumers(graph).get(conv.output[0], [])
+            readers = readers_of.get(conv.output[0], [])
             if conv.output[0] in outputs or len(readers) != 1 or readers[0].op_type != op:
                 continue
             node = readers[0]
