@@ -11,6 +11,7 @@ from test_export_models import make_ctx
 
 from gaitrun.export.conv3d_as_2d import rewrite_conv3d
 from gaitrun.export.keras_conv3d import with_conv3d_as_2d
+from gaitrun.export.onnx_graph import attrs
 from gaitrun.export.parity import run_keras, run_onnx, run_tflite
 from gaitrun.plugins.exporters import onnx as onnx_exporter
 from gaitrun.plugins.exporters import tflite
@@ -75,6 +76,58 @@ def test_onnx_int8_of_rewritten_graph_has_no_3d_conv(x, tmp_path):
     assert sum(n.op_type == "Conv" for n in graph.node) == 3
     assert max(len(i.dims) for i in graph.initializer) == 4
     assert run_onnx(path, x).shape == (5, 4)
+
+
+def _float_producer(graph, name: str):
+    """The node making ``name``, looking through QuantizeLinear -> DequantizeLinear pairs."""
+    producers = {o: n for n in graph.node for o in n.output}
+    node = producers[name]
+    while node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+        node = producers[node.input[0]]
+    return node
+
+
+def _ort_optimized_ops(path, tmp_path) -> collections.Counter:
+    """The op counts of the graph ONNX Runtime actually runs (after its own layout changes)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / f"{path.stem}.optimized.onnx")
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return collections.Counter(n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_onnx_channels_last_rewrite_is_exact(precision, x, tmp_path):
+    model = _model()
+    outputs = {}
+    for layout in ("channels_first", "channels_last"):
+        ctx = make_ctx(tmp_path / layout, "3d", precision, calibration=x)
+        path = ctx.out_dir / onnx_exporter.export(model, params=onnx_exporter.Params(conv_layout=layout), ctx=ctx)["model"]
+        assert max(len(i.dims) for i in onnx.load(str(path)).graph.initializer) == 4  # no 5-D kernel left
+        outputs[layout] = run_onnx(path, x)
+    if precision == "fp32":
+        np.testing.assert_array_less(np.abs(outputs["channels_last"] - run_keras(model, x)), 1e-5)
+    else:  # the same integer sums in another order
+        np.testing.assert_array_less(np.abs(outputs["channels_last"] - outputs["channels_first"]), 1e-6)
+
+
+def test_onnx_int8_is_channels_last_and_moves_less_data_in_onnx_runtime(x, tmp_path):
+    model = _model()
+    transposes = {}
+    for layout in ("auto", "channels_first"):
+        ctx = make_ctx(tmp_path / layout, "3d", "int8", calibration=x)
+        path = ctx.out_dir / onnx_exporter.export(model, params=onnx_exporter.Params(conv_layout=layout), ctx=ctx)["model"]
+        graph = onnx.load(str(path)).graph
+        feeds = [_float_producer(graph, n.input[0]) for n in graph.node if n.op_type == "Conv"]
+        expected = ("Transpose", [0, 3, 1, 2]) if layout == "auto" else ("Reshape", None)  # NHWC frames, or NCHW
+        assert [(f.op_type, list(attrs(f).get("perm", [])) or None) for f in feeds] == [expected] * 3
+        ops = _ort_optimized_ops(path, tmp_path / layout)
+        assert ops["QLinearConv"] == 3  # ONNX Runtime's integer convolution, in both layouts
+        transposes[layout] = ops["Transpose"]
+    # channels last: ONNX Runtime's NCHW <-> NHWC pairs around each QLinearConv cancel against the
+    # rewrite's own, and so do the input's and the Flatten's; left: each conv's frame stacking
+    assert transposes["auto"] == 3 < transposes["channels_first"]
 
 
 def test_keras_rewrite_is_exact(x):

@@ -20,6 +20,7 @@ convolution go into its weights (``gaitrun.export.fold_batchnorm``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,10 @@ BATCH_AXIS = "batch"
 
 
 def keras_to_onnx(model: Any, final: Path, *, input_name: str, opset: int, conv3d_as_2d: bool = False,
-                  pad_channels: bool | str = False, fold_linear: bool = False) -> dict[str, Any]:
-    """Convert a single-input Keras model to ONNX at ``final`` (atomically). ``pad_channels``:
+                  channels_last: bool = False, pad_channels: bool | str = False,
+                  fold_linear: bool = False) -> dict[str, Any]:
+    """Convert a single-input Keras model to ONNX at ``final`` (atomically). ``channels_last``: the
+    rewritten convolutions keep their frames in NHWC (for INT8). ``pad_channels``:
     ``True``/``"always"`` pads every eligible conv, ``"measured"`` only those whose padding makes
     the graph faster (``gaitrun.export.pad_policy``); returns what that measured."""
     import onnx
@@ -56,7 +59,7 @@ def keras_to_onnx(model: Any, final: Path, *, input_name: str, opset: int, conv3
             fold_conv_scale_shift(proto)  # first: conv3d_as_2d then sees Conv -> Relu
             fold_linear_chains(proto)
         padding: dict[str, Any] = {}
-        finish = rewrite_conv3d if conv3d_as_2d else (lambda p: p)
+        finish = partial(rewrite_conv3d, channels_last=channels_last) if conv3d_as_2d else (lambda p: p)
         if pad_channels == "measured":  # first: a Conv3D is padded as the Conv2D it becomes needs
             padding = measured_padding(proto, conv3d_as_2d=conv3d_as_2d, finish=_rewritten(finish))
         elif pad_channels and pad_channels != "never":
