@@ -12,13 +12,13 @@ Every precision rewrites 3-D convolutions exactly as 2-D ones over frames (``con
 outputs equal to ~1e-7): ONNX Runtime's FP32 Conv3D is 2x slower than the rewrite and its
 INT8 Conv3D has no fast kernel at all (4-5x slower than FP32). INT8 graphs keep the frames
 channels last between convolutions, as ONNX Runtime's ``QLinearConv`` reads them (``conv_layout:
-auto``; 1.3x faster on the main job), FP32 and FP16 graphs channels first, as its blocked FP32
-kernels read them. FP32 and FP16 graphs also get
-zero input channels added to 2-D convolutions whose channel count is not a multiple of 8
-(``pad_channels``, exact) where that is measured to make the graph faster (``measured``, the
-default: ``gaitrun.export.pad_policy``): ONNX Runtime's blocked x86 kernel needs whole blocks,
-and a conv that misses it (50 stacked flow channels) can run 2-3x slower per FLOP, but padding a
-pruned layer's filters back up can also undo the pruning.
+auto``; 1.2-1.4x faster on the main job), FP32 and FP16 graphs channels first, as its blocked FP32
+kernels read them. FP32 and FP16 graphs also get zero input channels added to 2-D convolutions
+whose channel count is not a multiple of 8 (``pad_channels``, exact) where that is measured
+to make the graph faster (``measured``, the default: ``gaitrun.export.pad_policy``): ONNX
+Runtime's blocked x86 kernel needs whole blocks, and a conv that misses it (50 stacked flow
+channels) can run 2-3x slower per FLOP, but padding a pruned layer's filters back up can also
+undo the pruning.
 Every precision folds consecutive fully connected layers with no activation between them into
 one matrix (``fold_linear``; cnn2d_bmvc's fc1 -> embedding -> fc2: 16 MB of weights become 2 MB).
 
