@@ -32,11 +32,11 @@ they cancel), so only the layout changes at the ends of the Conv3D stack remain.
 tensor in int8 across it. Convolutions that do not fit (temporal padding or dilation, groups,
 unknown static shapes) are left as they are.
 
-Measured on the main job's three seeds (2-core Xeon with AVX-512 VNNI, 2 threads, p50, the same
-trained models exported both ways): channels last took the pruned INT8 model from 1.40-1.49 to
-1.11-1.16 ms at batch 1 and from 10.8-11.0 to 8.0-8.2 ms at batch 8, the unpruned one from
-2.15-2.28 to 1.64-1.72 ms and from 18.0-18.7 to 12.2-12.6 ms. In FP32 it was slower (unpruned,
-batch 1: 3.6 -> 4.5 ms), hence one layout per precision.
+Measured with ``bench/conv_layout.py`` on the main job's three seeds (2-core Xeon with AVX-512
+VNNI, 2 threads, p50, the same trained models exported both ways): channels last took the pruned
+INT8 model from 1.37-1.45 to 1.10-1.18 ms at batch 1 and from 9.9-10.7 to 7.4-8.3 ms at batch 8,
+the unpruned one from 2.04-2.17 to 1.66-1.75 ms and from 15.9-18.0 to 11.2-12.7 ms. In FP32 it
+was slower (unpruned, batch 1: 3.6 -> 4.5 ms), hence one layout per precision.
 """
 
 from __future__ import annotations
