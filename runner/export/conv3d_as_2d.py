@@ -36,7 +36,8 @@ Measured with ``bench/conv_layout.py`` on the main job's three seeds (2-core Xeo
 VNNI, 2 threads, p50, the same trained models exported both ways): channels last took the pruned
 INT8 model from 1.37-1.45 to 1.10-1.18 ms at batch 1 and from 9.9-10.7 to 7.4-8.3 ms at batch 8,
 the unpruned one from 2.04-2.17 to 1.66-1.75 ms and from 15.9-18.0 to 11.2-12.7 ms. In FP32 it
-was slower (unpruned, batch 1: 3.6 -> 4.5 ms), hence one layout per precision.
+was 1.3-1.5x slower (``--precision fp32``, one seed: unpruned 3.5 -> 4.5 ms at batch 1, pruned
+1.6 -> 2.2 ms), hence one layout per precision.
 """
 
 from __future__ import annotations
