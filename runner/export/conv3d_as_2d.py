@@ -42,11 +42,12 @@ was 1.3-1.5x slower (``--precision fp32``, one seed: unpruned 3.5 -> 4.5 ms at b
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .onnx_graph import attrs, consumers, copied_nodes, drop_unused
+from .onnx_graph import add_initializer, attrs, consumers, copied_nodes, drop_unused, producers
 
 # Frame-major layouts, as permutations of the ONNX Conv3D layout (N, C, T, H, W)
 TO_NTCHW, FROM_NTCHW = [0, 2, 1, 3, 4], [0, 2, 1, 3, 4]
@@ -61,8 +62,8 @@ def rewrite_conv3d(proto: Any, *, channels_last: bool = False) -> int:
     graph = proto.graph
     shapes = _static_shapes(onnx.shape_inference.infer_shapes(proto))
     inits = {i.name: i for i in graph.initializer}
+    rewrite = _Rewrite(graph, inits, set(inits) | {n for node in graph.node for n in (*node.input, *node.output)})
     readers = consumers(graph)
-    frame_major: dict[str, str] = {}  # NCTHW tensor -> the same values in the frame-major layout
     absorbed: set[str] = set()  # outputs of the Relus now inside a rewritten conv
     build = _nhwc_nodes if channels_last else _nchw_nodes
     nodes, count = [], 0
@@ -76,13 +77,31 @@ def rewrite_conv3d(proto: Any, *, channels_last: bool = False) -> int:
         relu = _single_relu(node, readers)
         if relu is not None:
             absorbed.add(relu.output[0])
-        nodes.extend(build(node, relu, geometry, inits, graph, frame_major))
+        nodes.extend(build(node, relu, geometry, rewrite))
         count += 1
     del graph.node[:]
     graph.node.extend(nodes)
     _fold_transposes(graph)
     drop_unused(graph)
     return count
+
+
+@dataclass
+class _Rewrite:
+    """What the conv rewrites share: the graph, its initializers by name, the names taken, and
+    for each rewritten conv's output (N, C, T, H, W) the same values in the frame-major layout."""
+
+    graph: Any
+    inits: dict[str, Any]
+    taken: set[str]
+    frame_major: dict[str, str] = field(default_factory=dict)
+
+    def constants(self, prefix: str, values: dict[str, Any]) -> dict[str, str]:
+        """Add each value (int64 if a list) as an initializer named after ``<prefix>/<key>``;
+        return the names by key."""
+        return {key: add_initializer(self.graph, self.inits, self.taken, f"{prefix}/{key}",
+                                     np.asarray(value, np.int64) if isinstance(value, list) else value)
+                for key, value in values.items()}
 
 
 def _static_shapes(inferred: Any) -> dict[str, list[int | None]]:
@@ -119,36 +138,34 @@ def _single_relu(node: Any, consumers: dict[str, list[Any]]) -> Any | None:
     return users[0] if len(users) == 1 and users[0].op_type == "Relu" else None
 
 
-def _nchw_nodes(conv: Any, relu: Any | None, geo: dict[str, Any], inits: dict[str, Any], graph: Any,
-                frame_major: dict[str, str]) -> list[Any]:
+def _nchw_nodes(conv: Any, relu: Any | None, geo: dict[str, Any], rw: _Rewrite) -> list[Any]:
     """The nodes replacing ``conv`` (and the Relu after it), frames in (N, T, C, H, W)."""
     from onnx import helper
 
     p, kt, t_out = _prefix(conv), geo["kt"], geo["frames_out"]
-    o, c, kh, kw = _kernel_dims(conv, inits)
-    names = _add_constants(graph, p, {
-        "w2d": _stacked_kernel(conv, inits), "frames": _frame_indices(geo),
+    o, c, kh, kw = _kernel_dims(conv, rw.inits)
+    names = rw.constants(p, {
+        "w2d": _stacked_kernel(conv, rw.inits), "frames": _frame_indices(geo),
         "shape_in": [-1, kt * c, *geo["in_hw"]], "shape_out": [-1, t_out, o, *geo["out_hw"]]})
-    nodes, source = _frame_major_input(conv, p, frame_major, TO_NTCHW)
+    nodes, source = _frame_major_input(conv, p, rw.frame_major, TO_NTCHW)
     nodes += [helper.make_node("Gather", [source, names["frames"]], [f"{p}/gathered"], axis=1, name=f"{p}/gather"),
               helper.make_node("Reshape", [f"{p}/gathered", names["shape_in"]], [f"{p}/stacked"], name=f"{p}/stack")]
     last = _conv_and_relu(nodes, conv, relu, geo, f"{p}/stacked", names["w2d"], kh, kw)
     nodes.append(helper.make_node("Reshape", [last, names["shape_out"]], [f"{p}/out_ntchw"], name=f"{p}/unstack"))
-    return nodes + _back_to_ncthw(conv, relu, p, f"{p}/out_ntchw", FROM_NTCHW, frame_major)
+    return nodes + _back_to_ncthw(conv, relu, p, f"{p}/out_ntchw", FROM_NTCHW, rw.frame_major)
 
 
-def _nhwc_nodes(conv: Any, relu: Any | None, geo: dict[str, Any], inits: dict[str, Any], graph: Any,
-                frame_major: dict[str, str]) -> list[Any]:
+def _nhwc_nodes(conv: Any, relu: Any | None, geo: dict[str, Any], rw: _Rewrite) -> list[Any]:
     """The nodes replacing ``conv`` (and the Relu after it), frames in (N, T, H, W, C)."""
     from onnx import helper
 
     p, kt, t_out = _prefix(conv), geo["kt"], geo["frames_out"]
-    o, c, kh, kw = _kernel_dims(conv, inits)
+    o, c, kh, kw = _kernel_dims(conv, rw.inits)
     h, w = geo["in_hw"]
-    names = _add_constants(graph, p, {
-        "w2d": _stacked_kernel(conv, inits), "frames": _frame_indices(geo),
+    names = rw.constants(p, {
+        "w2d": _stacked_kernel(conv, rw.inits), "frames": _frame_indices(geo),
         "shape_taps": [-1, kt, h, w, c], "shape_in": [-1, h, w, kt * c], "shape_out": [-1, t_out, *geo["out_hw"], o]})
-    nodes, source = _frame_major_input(conv, p, frame_major, TO_NTHWC)
+    nodes, source = _frame_major_input(conv, p, rw.frame_major, TO_NTHWC)
     nodes.append(helper.make_node("Gather", [source, names["frames"]], [f"{p}/gathered"], axis=1, name=f"{p}/gather"))
     gathered = f"{p}/gathered"
     if kt > 1:  # each pixel's kt frames next to each other: (N*T_out, kt, H, W, C) -> (N*T_out, H, W, kt, C)
@@ -161,7 +178,7 @@ def _nhwc_nodes(conv: Any, relu: Any | None, geo: dict[str, Any], inits: dict[st
     last = _conv_and_relu(nodes, conv, relu, geo, f"{p}/nchw", names["w2d"], kh, kw)
     nodes += [helper.make_node("Transpose", [last], [f"{p}/nhwc"], perm=[0, 2, 3, 1], name=f"{p}/nhwc"),
               helper.make_node("Reshape", [f"{p}/nhwc", names["shape_out"]], [f"{p}/out_nthwc"], name=f"{p}/unstack")]
-    return nodes + _back_to_ncthw(conv, relu, p, f"{p}/out_nthwc", FROM_NTHWC, frame_major)
+    return nodes + _back_to_ncthw(conv, relu, p, f"{p}/out_nthwc", FROM_NTHWC, rw.frame_major)
 
 
 def _prefix(conv: Any) -> str:
@@ -185,16 +202,6 @@ def _stacked_kernel(conv: Any, inits: dict[str, Any]) -> np.ndarray:
 def _frame_indices(geo: dict[str, Any]) -> np.ndarray:
     kt, st = geo["kt"], geo["st"]
     return np.array([t * st + dt for t in range(geo["frames_out"]) for dt in range(kt)], np.int64)
-
-
-def _add_constants(graph: Any, prefix: str, values: dict[str, Any]) -> dict[str, str]:
-    """Add each value (int64 if a list) to ``graph`` as ``<prefix>/<key>``; return the names by key."""
-    from onnx import numpy_helper
-
-    names = {key: f"{prefix}/{key}" for key in values}
-    graph.initializer.extend(numpy_helper.from_array(np.asarray(v, np.int64) if isinstance(v, list) else v, names[k])
-                             for k, v in values.items())
-    return names
 
 
 def _frame_major_input(conv: Any, p: str, frame_major: dict[str, str], perm: list[int]) -> tuple[list[Any], str]:
@@ -237,9 +244,9 @@ def _back_to_ncthw(conv: Any, relu: Any | None, p: str, frames: str, perm: list[
 def _fold_transposes(graph: Any) -> None:
     """Make each Transpose fed by another Transpose read that one's input, with the composed perm;
     drop those whose composed perm leaves the tensor as it is."""
-    producers = {o: n for n in graph.node for o in n.output}
+    made_by = producers(graph.node)
     for node in graph.node:
-        first = producers.get(node.input[0]) if _has_perm(node) else None
+        first = made_by.get(node.input[0]) if _has_perm(node) else None
         if first is not None and _has_perm(first):
             outer, inner = list(attrs(first)["perm"]), list(attrs(node)["perm"])
             node.input[0] = first.input[0]

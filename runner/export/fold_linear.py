@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .onnx_graph import add_initializer, array, copied_nodes, drop_unused, unique_name
+from .onnx_graph import add_initializer, array, copied_nodes, drop_unused, producers, unique_name
 
 
 def fold_linear_chains(proto: Any) -> int:
@@ -51,12 +51,12 @@ def fold_linear_chains(proto: Any) -> int:
 
 def _fold_one(nodes: list[Any], graph: Any, inits: dict[str, Any], taken: set[str]) -> bool:
     """Fold the first foldable link of ``nodes`` (edited in place); False when there is none."""
-    producers = {out: node for node in nodes for out in node.output}
+    made_by = producers(nodes)
     readers = Counter(name for node in nodes for name in node.input)
     readers.update(o.name for o in graph.output)  # a graph output is read from outside
     for position, second in enumerate(nodes):
         w2 = _matrix(second, inits)
-        link = _linear_producer(second.input[0], producers, readers, inits) if w2 is not None else None
+        link = _linear_producer(second.input[0], made_by, readers, inits) if w2 is not None else None
         if link is None:
             continue
         first, bias_add, w1, b1 = link

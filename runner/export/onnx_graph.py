@@ -16,6 +16,11 @@ def consumers(graph: Any) -> dict[str, list[Any]]:
     return found
 
 
+def producers(nodes: Any) -> dict[str, Any]:
+    """The node that makes each tensor, among ``nodes``."""
+    return {name: node for node in nodes for name in node.output}
+
+
 def attrs(node: Any) -> dict[str, Any]:
     """A node's attributes as plain values."""
     import onnx

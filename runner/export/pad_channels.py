@@ -35,7 +35,16 @@ from typing import Any
 
 import numpy as np
 
-from .onnx_graph import add_initializer, array, attrs, consumers, copied_nodes, drop_unused, unique_name
+from .onnx_graph import (
+    add_initializer,
+    array,
+    attrs,
+    consumers,
+    copied_nodes,
+    drop_unused,
+    producers,
+    unique_name,
+)
 
 BLOCK = 8  # channels per NCHWc block with AVX2
 # ops that act on each channel alone: a producer's zero channels pass through them to the consumer
@@ -72,7 +81,7 @@ def pad_conv_inputs(proto: Any, multiple: int = BLOCK, conv3d_as_2d: bool = True
     nodes = copied_nodes(graph)
     inits = {i.name: i for i in graph.initializer}
     taken = set(inits) | {name for node in nodes for name in [*node.input, *node.output]}
-    producers = {out: node for node in nodes for out in node.output}
+    made_by = producers(nodes)
     readers = {name: len(users) for name, users in consumers(graph).items()}
     for output in graph.output:  # a graph output is read from outside
         readers[output.name] = readers.get(output.name, 0) + 1
@@ -84,13 +93,13 @@ def pad_conv_inputs(proto: Any, multiple: int = BLOCK, conv3d_as_2d: bool = True
         c_in = _padded_input_channels(node, kernel, multiple)
         if c_in is None or len(kernel.dims) == 5 and not conv3d_as_2d or only is not None and conv_key(node) not in only:
             continue
-        chain = _producer_chain(node.input[0], producers, readers, inits)
+        chain = _producer_chain(node.input[0], made_by, readers, inits)
         if chain is not None:
             _pad_filters(chain[0], c_in, inits, graph, taken)
             stale.update(n.output[0] for n in chain)
         elif len(kernel.dims) == 4:
             extra = c_in - int(kernel.dims[1])
-            transpose = _nhwc_transpose(node.input[0], producers, readers)
+            transpose = _nhwc_transpose(node.input[0], made_by, readers)
             if transpose is not None:  # pad the channels-last tensor, before the Transpose
                 pad = _pad_input(transpose, extra, inits, graph, taken, axis=3)
                 padded.append((position_of[id(transpose)], pad))
