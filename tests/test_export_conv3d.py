@@ -11,7 +11,7 @@ from test_export_models import make_ctx
 
 from gaitrun.export.conv3d_as_2d import rewrite_conv3d
 from gaitrun.export.keras_conv3d import with_conv3d_as_2d
-from gaitrun.export.onnx_graph import attrs
+from gaitrun.export.onnx_graph import attrs, producers
 from gaitrun.export.parity import run_keras, run_onnx, run_tflite
 from gaitrun.plugins.exporters import onnx as onnx_exporter
 from gaitrun.plugins.exporters import tflite
@@ -80,10 +80,10 @@ def test_onnx_int8_of_rewritten_graph_has_no_3d_conv(x, tmp_path):
 
 def _float_producer(graph, name: str):
     """The node making ``name``, looking through QuantizeLinear -> DequantizeLinear pairs."""
-    producers = {o: n for n in graph.node for o in n.output}
-    node = producers[name]
+    made_by = producers(graph.node)
+    node = made_by[name]
     while node.op_type in ("QuantizeLinear", "DequantizeLinear"):
-        node = producers[node.input[0]]
+        node = made_by[node.input[0]]
     return node
 
 
