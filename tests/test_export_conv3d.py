@@ -130,6 +130,39 @@ def test_onnx_int8_is_channels_last_and_moves_less_data_in_onnx_runtime(x, tmp_p
     assert transposes["auto"] == 3 < transposes["channels_first"]
 
 
+def _first_layer_model(width: int):
+    """A first layer as in the main job: 3 frames of x/y flow (6 stacked channels), width stride 2."""
+    import keras
+
+    keras.utils.set_random_seed(4)
+    inp = keras.Input((7, 13, width, 2), name="clip")
+    h = keras.layers.Conv3D(16, (3, 5, 5), strides=(1, 2, 2), activation="relu")(inp)
+    h = keras.layers.Conv3D(16, (3, 3, 3), strides=(1, 2, 2), activation="relu")(h)
+    return keras.Model(inp, keras.layers.Dense(4, activation="softmax")(keras.layers.Flatten()(h)))
+
+
+@pytest.mark.parametrize("width", [12, 13])
+def test_onnx_channels_last_reads_column_pairs_as_channels_where_int8_needs_four(width, tmp_path):
+    """6 stacked channels -> 12 when each pair of columns is read as one (where the width divides)."""
+    model = _first_layer_model(width)
+    x = np.random.default_rng(1).normal(size=(5, 7, 13, width, 2)).astype("float32")
+    outputs, kernels = {}, {}
+    for precision, layout in [("fp32", "channels_last"), ("int8", "channels_last"), ("int8", "channels_first")]:
+        ctx = make_ctx(tmp_path / precision / layout, "3d", precision, calibration=x)
+        path = ctx.out_dir / onnx_exporter.export(model, params=onnx_exporter.Params(conv_layout=layout), ctx=ctx)["model"]
+        graph = onnx.load(str(path)).graph
+        kernels[precision, layout] = [list(i.dims) for i in graph.initializer if len(i.dims) == 4]
+        outputs[precision, layout] = run_onnx(path, x)
+    paired = width % 2 == 0
+    assert kernels["fp32", "channels_last"][0] == ([16, 12, 5, 3] if paired else [16, 6, 5, 5])
+    assert kernels["int8", "channels_last"][0] == kernels["fp32", "channels_last"][0]
+    assert kernels["int8", "channels_first"][0] == [16, 6, 5, 5]  # only channels last pairs columns
+    assert kernels["fp32", "channels_last"][1] == [16, 48, 3, 3]  # 48 channels: left as they are
+    np.testing.assert_array_less(np.abs(outputs["fp32", "channels_last"] - run_keras(model, x)), 1e-5)
+    # INT8: the same integer products; the faster kernel may round the requantised outputs differently
+    np.testing.assert_array_less(np.abs(outputs["int8", "channels_last"] - outputs["int8", "channels_first"]), 2e-2)
+
+
 def test_keras_rewrite_is_exact(x):
     model = _model()
     copy, replaced = with_conv3d_as_2d(model)
