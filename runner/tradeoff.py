@@ -50,9 +50,19 @@ def plan(*, target: str, precisions: frozenset[str], deployed: str, pruned: bool
 
 
 def export_variants(ctx: Any, *, unpruned: Path, pruned: Path | None, deployed_artifact: Path | None,
-                    context: Any, x: np.ndarray, owners: np.ndarray) -> dict:
-    """Export, score and list every row; writes ``export/tradeoff.json`` and returns it."""
+                    context: Any, x: np.ndarray, owners: np.ndarray, loaded: dict[Path, Any] | None = None,
+                    scored: dict[Path, np.ndarray] | None = None) -> dict:
+    """Export, score and list every row; writes ``export/tradeoff.json`` and returns it.
+    ``loaded``: Keras models already in memory, by file; ``scored``: outputs on ``x`` already
+    computed, by model file (the parity gate's), so that neither is loaded or run twice."""
     from .keras_io import load_model
+
+    models = dict(loaded or {})
+
+    def model_of(path: Path) -> Any:
+        if path not in models:
+            models[path] = load_model(path)
+        return models[path]
 
     d = ctx.recipe.deploy
     exporter = ctx.regs["exporters"].get(d.target)
@@ -63,41 +73,42 @@ def export_variants(ctx: Any, *, unpruned: Path, pruned: Path | None, deployed_a
                                      deployed=d.precision, pruned=pruned is not None):
         source = pruned if model_tag == "pruned" else unpruned
         is_deployed = precision == d.precision and (model_tag == "pruned") == (pruned is not None)
-        artifact = deployed_artifact if is_deployed else _export(ctx, exporter, source, context,
+        artifact = deployed_artifact if is_deployed else _export(ctx, exporter, model_of(source), context,
                                                                  f"{model_tag}-{precision}", precision)
         if artifact is not None:
             rows.append(Row(f"{model_tag} {precision} ({d.target})", model_tag, precision, d.target,
                             artifact, source, deployed=is_deployed))
-    models = {path: load_model(path) for path in dict.fromkeys(row.keras_model for row in rows)}
-    table = {"rows": [_describe(ctx, row, models[row.keras_model], x, owners) for row in rows]}
+    table = {"rows": [_describe(ctx, row, model_of(row.keras_model), x, owners, (scored or {}).get(row.artifact))
+                      for row in rows]}
     ctx.folder.write_json("export/tradeoff.json", table)
     return table
 
 
-def _export(ctx: Any, exporter: Any, source: Path, context: Any, name: str, precision: str) -> Path | None:
-    """Export the Keras model ``source`` at ``precision`` into ``export/variants/<name>/``; the
+def _export(ctx: Any, exporter: Any, model: Any, context: Any, name: str, precision: str) -> Path | None:
+    """Export the Keras ``model`` at ``precision`` into ``export/variants/<name>/``; the
     artefact, or ``None`` when the target made nothing runnable here (a deferred engine)."""
     from dataclasses import replace
 
     from .deploy_data import calibration_for
-    from .keras_io import load_model
 
     out = ctx.folder.file("export", "variants", name)
     variant = replace(context, out_dir=out, precision=precision, calibration=calibration_for(ctx, precision))
-    result = exporter.impl("export")(load_model(source), params=exporter.own_params(ctx.recipe.deploy), ctx=variant)
+    result = exporter.impl("export")(model, params=exporter.own_params(ctx.recipe.deploy), ctx=variant)
     return out / result["model"] if result.get("model") else None
 
 
-def _describe(ctx: Any, row: Row, model: Any, x: np.ndarray, owners: np.ndarray) -> dict:
+def _describe(ctx: Any, row: Row, model: Any, x: np.ndarray, owners: np.ndarray,
+              outputs: np.ndarray | None = None) -> dict:
     """A row's static columns: size, parameters and FLOPs (of ``model``, its Keras model),
-    accuracy, rank-1."""
+    accuracy, rank-1. ``outputs``: the row's outputs on ``x`` if already computed."""
     from .export.files import file_record
     from .export.parity import run_keras, score_backend
     from .prune.flops import count_flops
     from .stages.export import runtime_of
 
     runtime = runtime_of(ctx.regs["exporters"].get(ctx.recipe.deploy.target))
-    outputs = run_keras(model, x) if row.backend == "keras" else score_backend(row.artifact, x, runtime=runtime)
+    if outputs is None:
+        outputs = run_keras(model, x) if row.backend == "keras" else score_backend(row.artifact, x, runtime=runtime)
     root = ctx.folder.path
     return {"name": row.name, "model": row.model, "precision": row.precision, "backend": row.backend,
             "deployed": row.deployed, "artifact": _rel(row.artifact, root),

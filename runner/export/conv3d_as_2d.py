@@ -23,7 +23,10 @@ stacked. Two layouts, one per kind of kernel:
       --Transpose--> NCHW --Conv2D--> [Relu] --Transpose--> (N*T_out, H', W', O)
       --Reshape--> (N, T_out, H', W', O) --Transpose--> (N, O, T_out, H', W')
 
-with the kernel ``(O, C, kt, kh, kw)`` reordered to ``(O, kt*C, kh, kw)``. It is the same sum
+with the kernel ``(O, C, kt, kh, kw)`` reordered to ``(O, kt*C, kh, kw)``. Channels last, a conv
+whose stacked channels are not a multiple of 4 and whose width stride ``s`` > 1 reads each block of
+``s`` columns as channels (``_column_pairs``: a Reshape, and the kernel ``(O, kt*s*C, kh, ceil(kw/s))``
+stepping one block), so that ONNX Runtime's fast INT8 kernel applies to it. It is the same sum
 in another order, so outputs match to float rounding (~1e-7), and the INT8 graphs of both
 layouts give identical outputs. Consecutive rewritten convolutions (with a Relu between) stay
 in the frame-major layout, and a Transpose that feeds another is folded into it (dropped when

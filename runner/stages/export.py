@@ -63,13 +63,12 @@ def evaluation_windows(ctx: Any, prep: Any, fold: Any) -> tuple[np.ndarray, np.n
                    ctx.recipe)
 
 
-def parity(ctx: Any, model: Any, result: dict, prep: Any, fold: Any, x: np.ndarray, owners: np.ndarray) -> dict:
-    """Score the Keras model and the exported one alike; raise past deploy.max_drop."""
-    from ..export.parity import parity_report, run_keras, score_backend
+def parity(ctx: Any, model: Any, ref: np.ndarray, exp: np.ndarray, prep: Any, fold: Any,
+           owners: np.ndarray) -> dict:
+    """Compare the Keras model's outputs ``ref`` and the exported model's ``exp`` on the same
+    windows by the same metric; ``passed`` is false past deploy.max_drop."""
+    from ..export.parity import parity_report
 
-    ref = run_keras(model, x)
-    exporter = ctx.regs["exporters"].get(ctx.recipe.deploy.target)
-    exp = score_backend(ctx.folder.file("export", result["model"]), x, runtime=runtime_of(exporter))
     is_classifier = ref.ndim == 2 and model.layers[-1].name == declared_outputs(ctx).of(model).logits
     labels = prep.labels[owners]
     report = parity_report(ref.reshape(len(ref), -1), exp.reshape(len(exp), -1), labels if is_classifier else None)
@@ -100,8 +99,13 @@ def run(ctx: Any) -> dict:
         result["calibration_samples"] = {"asked": d.calibration_samples, "used": len(export_ctx.calibration)}
     result["source_model"] = str(path.relative_to(ctx.folder.path)) if path.is_relative_to(ctx.folder.path) else str(path)
     x, owners = evaluation_windows(ctx, prep, fold)
+    scored = {}  # outputs on x by model file, for the trade-off table to reuse
     if result.get("model"):
-        result["parity"] = parity(ctx, model, result, prep, fold, x, owners)
+        from ..export.parity import run_keras, score_backend
+
+        artifact = ctx.folder.file("export", result["model"])
+        scored = {path: run_keras(model, x), artifact: score_backend(artifact, x, runtime=runtime_of(exporter))}
+        result["parity"] = parity(ctx, model, scored[path], scored[artifact], prep, fold, owners)
     ctx.folder.write_json("export/export.json", result)
     if result.get("parity") and not result["parity"]["passed"]:
         from ..export.parity import check_max_drop
@@ -117,5 +121,6 @@ def run(ctx: Any) -> dict:
 
     export_variants(ctx, unpruned=train_root(ctx) / "folds" / fold.name / "model.keras",
                     pruned=pruned_model_path(ctx),
-                    deployed_artifact=ctx.folder.file("export", result["model"]), context=export_ctx, x=x, owners=owners)
+                    deployed_artifact=ctx.folder.file("export", result["model"]), context=export_ctx, x=x, owners=owners,
+                    loaded={path: model}, scored=scored)
     return {}
