@@ -47,7 +47,7 @@ def test_the_target_runtime_hook_runs_its_artefact(tmp_path):
         calls.append((path.name, threads))
         return lambda x: np.zeros((len(x), 2), np.float32)
 
-    deploy = SimpleNamespace(batch_sizes=[1, 2], bench=SimpleNamespace(threads=1, warmup=0, iterations=2))
+    deploy = SimpleNamespace(batch_sizes=[1, 2], bench=SimpleNamespace(threads=1, warmup=0, iterations=2, min_time_s=0.0))
     bench = run_bench(folder, folder / "model.keras", (3,), deploy, seed=0, runtime=runtime)
     assert calls == [("engine.bin", 1)]
     assert [(r["backend"], r["batch_size"]) for r in bench["results"]] == [
@@ -93,3 +93,34 @@ def test_each_block_settles_for_a_while_before_it_is_timed():
     # untimed calls for 30 ms (more than the 1 asked for at least), then the 2 timed ones
     assert len(starts) >= 2 + 2
     assert starts[-2] - starts[0] >= 0.03
+
+
+def test_fast_runners_are_timed_for_min_time_in_longer_blocks_over_the_same_rounds():
+    import itertools
+    import time as clock
+
+    from gaitrun.bench import time_interleaved
+
+    calls = []
+
+    def runner(name, seconds):
+        def run(x):
+            calls.append(name)
+            clock.sleep(seconds)
+            return x
+        return run
+
+    x = np.zeros((1, 2), np.float32)
+    figures = time_interleaved({"fast": runner("f", 0.001), "slow": runner("s", 0.02)}, x, warmup=1, iterations=4,
+                               min_time_s=0.06, block=2, settle=0, settle_s=0.0)
+    # slow: 4 calls take 80 ms, more than 60: just the iterations; fast: ~1 ms a call, so about
+    # 60 calls, after its first block of 2 in blocks of half of them (2 rounds as for 4 iterations)
+    assert figures["slow"]["calls"] == 4
+    assert 30 <= figures["fast"]["calls"] <= 61
+    blocks = [(name, len(list(run))) for name, run in itertools.groupby(calls[2:])]  # after the warm-up
+    assert blocks[:2] == [("f", 2), ("s", 2)] and blocks[3] == ("s", 2)
+    assert blocks[2][0] == "f" and blocks[2][1] >= 15  # the fast one's later blocks: its calls over 2 rounds
+    assert figures["fast"]["calls"] * figures["fast"]["mean_ms"] >= 55
+    no_min = time_interleaved({"fast": runner("f", 0.001)}, x, warmup=1, iterations=4, block=2, settle=0,
+                              settle_s=0.0)
+    assert no_min["fast"]["calls"] == 4

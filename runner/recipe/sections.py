@@ -203,6 +203,8 @@ class PruneBase(Strict):
 class BenchSettings(Strict):
     warmup: int = Field(5, ge=0)
     iterations: int = Field(30, ge=1)
+    min_time_s: float = Field(0.3, ge=0, le=60, description="timed seconds per model and batch size at "
+                                                            "least: fast models get more calls than iterations")
     threads: int | None = Field(None, ge=1, description="default: all cores")
 
 
