@@ -141,9 +141,13 @@ def _first_layer_model(width: int):
     return keras.Model(inp, keras.layers.Dense(4, activation="softmax")(keras.layers.Flatten()(h)))
 
 
-@pytest.mark.parametrize("width", [12, 13])
-def test_onnx_channels_last_reads_column_pairs_as_channels_where_int8_needs_four(width, tmp_path):
-    """6 stacked channels -> 12 when each pair of columns is read as one (where the width divides)."""
+@pytest.mark.parametrize(("width", "first_kernel"), [
+    (12, [32, 24, 5, 2]),  # blocks of 4 columns, 2 output columns (phases) per block: 2 x 16 filters
+    (14, [16, 12, 5, 3]),  # 5 output columns do not split in 2 phases: blocks of 2 columns
+    (13, [16, 6, 5, 5]),  # an odd width does not divide into blocks: left as it is
+])
+def test_onnx_channels_last_reads_column_blocks_as_channels_where_int8_needs_four(width, first_kernel, tmp_path):
+    """6 stacked channels -> 24 or 12 when blocks of columns are read as channels, where the width allows."""
     model = _first_layer_model(width)
     x = np.random.default_rng(1).normal(size=(5, 7, 13, width, 2)).astype("float32")
     outputs, kernels = {}, {}
@@ -153,8 +157,7 @@ def test_onnx_channels_last_reads_column_pairs_as_channels_where_int8_needs_four
         graph = onnx.load(str(path)).graph
         kernels[precision, layout] = [list(i.dims) for i in graph.initializer if len(i.dims) == 4]
         outputs[precision, layout] = run_onnx(path, x)
-    paired = width % 2 == 0
-    assert kernels["fp32", "channels_last"][0] == ([16, 12, 5, 3] if paired else [16, 6, 5, 5])
+    assert kernels["fp32", "channels_last"][0] == first_kernel
     assert kernels["int8", "channels_last"][0] == kernels["fp32", "channels_last"][0]
     assert kernels["int8", "channels_first"][0] == [16, 6, 5, 5]  # only channels last pairs columns
     assert kernels["fp32", "channels_last"][1] == [16, 48, 3, 3]  # 48 channels: left as they are
