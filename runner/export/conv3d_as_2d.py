@@ -37,9 +37,11 @@ tensor in int8 across it. Convolutions that do not fit (temporal padding or dila
 unknown static shapes) are left as they are.
 
 Measured with ``bench/conv_layout.py`` on the main job's three seeds (2-core Xeon with AVX-512
-VNNI, 2 threads, p50, the same trained models exported both ways): channels last took the pruned
-INT8 model from 1.37-1.45 to 1.10-1.18 ms at batch 1 and from 9.9-10.7 to 7.4-8.3 ms at batch 8,
-the unpruned one from 2.04-2.17 to 1.66-1.75 ms and from 15.9-18.0 to 11.2-12.7 ms. In FP32 it
+VNNI, 2 threads, p50, the same trained models exported both ways): channels last, with the first
+layer's column blocks, took the pruned INT8 model from 1.48-1.52 to 0.83-0.87 ms at batch 1 and
+from 11.1-11.5 to 5.5-5.6 ms at batch 8, the unpruned one from 2.25-2.29 to 1.42-1.46 ms and from
+17.5-18.9 to 9.8-10.9 ms (without the column blocks: pruned 1.10-1.18 and 7.4-8.3 ms, unpruned
+1.66-1.75 and 11.2-12.7 ms, on the previous trainings of the same seeds). In FP32 it
 was 1.3-1.5x slower (``--precision fp32``, one seed: unpruned 3.5 -> 4.5 ms at batch 1, pruned
 1.6 -> 2.2 ms), hence one layout per precision.
 """
