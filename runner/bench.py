@@ -54,8 +54,9 @@ def time_interleaved(runs: dict[str, Callable[[np.ndarray], Any]], x: np.ndarray
 
     A runner whose ``iterations`` calls take less than ``min_time_s`` (judged by the median of
     its calls so far) gets as many calls as fill it, in longer blocks over the same rounds: 30
-    calls of a 1 ms model are 30 ms of the machine's time, and re-timing the main job's INT8
-    models so gave pruned-over-unpruned ratios of 1.47-1.61x at batch 1."""
+    calls of a 1 ms model are 30 ms of the machine's time. (Re-timing one run of the main job four
+    times, pruned over unpruned INT8 at batch 1 spread over 1.47-1.61x with 30 calls and 1.49-1.60x
+    with 0.3 s: most of the spread is between whole runs.)"""
     for run in runs.values():
         for _ in range(warmup):
             _call(run, x)

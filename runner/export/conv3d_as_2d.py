@@ -29,7 +29,8 @@ whose stacked channels are not a multiple of 4 and whose width stride ``s`` > 1 
 Reshapes, and a kernel with zeros, stepping one block), so that ONNX Runtime's fast INT8 kernel
 applies to it. It is the same sum
 in another order, so outputs match to float rounding (~1e-7), and the INT8 graphs of both
-layouts give identical outputs. Consecutive rewritten convolutions (with a Relu between) stay
+layouts compute the same integer sums (identical outputs on the main job; where the column blocks
+bring in the faster kernel, a requantised value may round one step differently). Consecutive rewritten convolutions (with a Relu between) stay
 in the frame-major layout, and a Transpose that feeds another is folded into it (dropped when
 they cancel), so only the layout changes at the ends of the Conv3D stack remain. A single
 ``Gather`` (not ``Slice`` + ``Concat``) moves the frames so that the INT8 quantizer keeps the
