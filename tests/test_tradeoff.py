@@ -75,6 +75,8 @@ def test_a_pruned_int8_run_writes_the_whole_table_and_bench_remeasures_it(tmp_pa
     assert bench["cpu"]["model"] and isinstance(bench["cpu"]["avx512_vnni"], bool)
     report = (run / "report.md").read_text()
     assert "## Trade-off" in report and "pruned int8 (onnx) **deployed**" in report
+    # the header says how the rows were timed: at least 3 calls, more below min_time_s (0.3 s)
+    assert "1 threads, 3 iterations or more, at least 0.3 s per model and batch size, after 1 warm-up" in report
     assert (run / "plots" / "tradeoff.png").stat().st_size > 1000
 
     # bench/recipes.py reads the same rows: pruned and deployed accuracy, and the deployed pruned

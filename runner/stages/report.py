@@ -54,7 +54,9 @@ def _export(path: Path) -> list[str]:
 def _bench(path: Path) -> list[str]:
     b = read_json(path)
     cpu = b.get("cpu", {})
-    where = (f"{b['threads']} threads, {b['iterations']} iterations after {b['warmup']} warm-up; CPU {cpu.get('model', '?')}"
+    timed = f"{b['iterations']} iterations" + (f" or more, at least {b['min_time_s']:g} s per model and batch size"
+                                               if b.get("min_time_s") else "")
+    where = (f"{b['threads']} threads, {timed}, after {b['warmup']} warm-up; CPU {cpu.get('model', '?')}"
              f" (avx512_vnni {cpu.get('avx512_vnni', '?')}, avx_vnni {cpu.get('avx_vnni', '?')}).")
     if "rows" in b:
         from ..tradeoff import markdown
